@@ -8,6 +8,8 @@ from tiletune.ir.expr import (Binary, Broadcast, Call, Cast, Compare, Const, Exp
                               Ramp, Reduce, Select, TensorRead, Var)
 from tiletune.ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store
 
+_NAMES: dict[int, str] = {}  # Var uid -> unique display name, while printing one function
+
 _INFIX = {"add": ("+", 4), "sub": ("-", 4), "mul": ("*", 5), "div": ("/", 5),
           "floordiv": ("//", 5), "floormod": ("%", 5), "and": ("&", 2), "or": ("|", 1)}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
@@ -29,9 +31,9 @@ def expr_str(e: Any, prec: int = 0) -> str:
     if isinstance(e, Const):
         return _const(e)
     if isinstance(e, Var):
-        return e.name
+        return _NAMES.get(e.uid, e.name)
     if hasattr(e, "var") and isinstance(getattr(e, "var"), Var):
-        return e.var.name
+        return _NAMES.get(e.var.uid, e.var.name)
     if isinstance(e, Binary):
         if e.op in _INFIX:
             sym, p = _INFIX[e.op]
@@ -69,7 +71,7 @@ def _loop_head(s: For) -> str:
     lo = expr_str(s.lo)
     rng = expr_str(s.extent) if lo == "0" else f"{lo}, {expr_str(s.lo)} + {expr_str(s.extent)}"
     kind = "range" if s.kind == "serial" else s.kind
-    return f"for {s.var.name} in {kind}({rng}):"
+    return f"for {expr_str(s.var)} in {kind}({rng}):"
 
 
 def _lines(s: Stmt, depth: int, out: list[str]) -> None:
@@ -106,6 +108,28 @@ def stmt_str(s: Stmt, depth: int = 0) -> str:
     return "\n".join(out)
 
 
+def unique_names(node: Any) -> dict[int, str]:
+    """Display names for the loop vars under ``node``: a repeated name gets a suffix."""
+    from tiletune.ir.functor import collect
+    names: dict[int, str] = {}
+    used: set[str] = set()
+    for loop in collect(node, lambda n: isinstance(n, For)):
+        v = loop.var
+        if v.uid in names:
+            continue
+        name, k = v.name, 1
+        while name in used:
+            name, k = f"{v.name}_{k}", k + 1
+        used.add(name)
+        names[v.uid] = name
+    return names
+
+
 def func_str(f: PrimFunc) -> str:
+    global _NAMES
     params = ", ".join(f"{b.name}: {b.dtype}{list(b.shape)}" for b in f.params)
-    return f"def {f.name}({params}):\n{stmt_str(f.body, 1)}\n"
+    saved, _NAMES = _NAMES, unique_names(f.body)
+    try:
+        return f"def {f.name}({params}):\n{stmt_str(f.body, 1)}\n"
+    finally:
+        _NAMES = saved

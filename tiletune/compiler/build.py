@@ -1,0 +1,33 @@
+"""``tt.build``: lower a schedule, run the target's pass list and generate code."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from tiletune.compiler.lower import loop_nest, run_passes
+from tiletune.compiler.passes.pipeline import pipeline
+from tiletune.errors import BuildError
+from tiletune.ir.schedule import Schedule
+from tiletune.ir.tensor import Tensor
+
+TARGETS = ("llvm", "vta")
+
+
+def build(sch: Schedule, args: Sequence[Tensor], target: str = "llvm", name: str = "main", *,
+          opt_level: int = 3, dump: str | os.PathLike | None = None, **options):
+    """Compile a schedule to a callable ``runtime.Module``.
+
+    ``target``: "llvm" (the host CPU, AVX-512 here) or "vta" (the accelerator simulator).
+    ``opt_level``: LLVM optimisation level of the IR pipeline (0-3).
+    """
+    kind = str(target).split()[0]
+    if kind not in TARGETS:
+        raise BuildError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    if not name.isidentifier():
+        raise BuildError(f"kernel name {name!r} must be an identifier")
+    if kind == "vta":
+        from tiletune.backends.vta.build import build_vta
+        return build_vta(sch, args, name=name, dump=dump, **options)
+    func = run_passes(loop_nest(sch, args, name), pipeline("llvm"), dump)
+    from tiletune.backends.llvm import build as llvm_build
+    return llvm_build(func, opt_level=opt_level, **options)

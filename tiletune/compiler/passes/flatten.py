@@ -1,0 +1,40 @@
+"""Flatten multi-dimensional buffer accesses to one row-major element index.
+
+Before: ``C[i, j] = A[i, k] * B[k, j]`` (A: 64x32, B: 32x16)
+After:  ``C[i * 16 + j] = A[i * 32 + k] * B[k * 16 + j]``
+"""
+from __future__ import annotations
+
+from tiletune.ir.expr import Expr, Load
+from tiletune.ir.functor import Rewriter
+from tiletune.ir.stmt import PrimFunc, Store
+
+
+def flat_index(shape: tuple[int, ...], indices: tuple) -> Expr:
+    out = indices[-1]
+    stride = shape[-1]
+    for i, n in zip(reversed(indices[:-1]), reversed(shape[:-1])):
+        out = i * stride + out
+        stride *= n
+    return out
+
+
+class _Flatten(Rewriter):
+    def visit_Load(self, e: Load) -> Expr:
+        idx = tuple(self.visit(i) for i in e.indices)
+        pred = self.visit(e.pred)
+        if len(idx) == 1 and all(a is b for a, b in zip(idx, e.indices)) and pred is e.pred:
+            return e
+        return Load(e.buffer, (flat_index(e.buffer.shape, idx),), e.dtype, pred)
+
+    def visit_Store(self, s: Store) -> Store:
+        idx = tuple(self.visit(i) for i in s.indices)
+        value, pred = self.visit(s.value), self.visit(s.pred)
+        if len(idx) == 1 and value is s.value and pred is s.pred and idx[0] is s.indices[0]:
+            return s
+        return Store(s.buffer, (flat_index(s.buffer.shape, idx),), value, pred)
+
+
+def flatten(func: PrimFunc) -> PrimFunc:
+    body = _Flatten().visit(func.body)
+    return func if body is func.body else func.with_body(body)

@@ -1,0 +1,486 @@
+"""Schedules: stages, iteration-variable relations and the primitives that reshape loop nests.
+
+A ``Schedule`` holds one ``Stage`` per compute operation. A stage starts with one loop per
+axis (data axes, then reduce axes) and each primitive rewrites its *leaf* loops, recording a
+relation (split / fuse) from which the lowering recomputes the original indices. Every
+primitive checks its arguments when called and raises ``ScheduleError`` showing the stage's
+current loop order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import networkx as nx
+
+from tiletune.errors import ScheduleError
+from tiletune.ir.expr import TensorRead, Var
+from tiletune.ir.tensor import ComputeOp, IterVar, Operation, PlaceholderOp, Tensor
+
+ANNOTATIONS = ("unrolled", "vectorized", "parallel", "spatial")
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    parent: IterVar
+    outer: IterVar
+    inner: IterVar
+    factor: int | None
+    nparts: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class Fuse:
+    outer: IterVar
+    inner: IterVar
+    fused: IterVar
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _positive_int(x: Any, what: str, stage: "Stage") -> int:
+    if isinstance(x, bool) or not isinstance(x, int) and not hasattr(x, "__index__"):
+        stage.fail(f"{what} must be a positive int, got {x!r}")
+    x = int(x)
+    if x <= 0:
+        stage.fail(f"{what} must be positive, got {x}")
+    return x
+
+
+class Stage:
+    """The schedule of one operation: its leaf loops, their annotations and where it is computed."""
+
+    def __init__(self, op: ComputeOp, schedule: "Schedule"):
+        self.op = op
+        self.origin_op = op
+        self.schedule = schedule
+        self.scope = "global"
+        self._reset_loops()
+        self.attach_type = "root"  # root | inline | scope
+        self.attach_stage: Stage | None = None
+        self.attach_ivar: IterVar | None = None
+
+    def _reset_loops(self) -> None:
+        self.all_iter_vars: list[IterVar] = list(self.op.axis) + list(self.op.reduce_axis)
+        self.leaf_iter_vars: list[IterVar] = list(self.all_iter_vars)
+        self.relations: list[Split | Fuse] = []
+        self.annotations: dict[IterVar, str] = {}
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    @property
+    def axis(self) -> tuple[IterVar, ...]:
+        """The operation's original data axes."""
+        return tuple(self.op.axis)
+
+    @property
+    def reduce_axis(self) -> tuple[IterVar, ...]:
+        return tuple(self.op.reduce_axis)
+
+    @property
+    def leaves(self) -> tuple[IterVar, ...]:
+        return tuple(self.leaf_iter_vars)
+
+    def loop_order(self) -> str:
+        parts = []
+        for iv in self.leaf_iter_vars:
+            ann = self.annotations.get(iv)
+            tag = f"{iv.name}({iv.extent}{', ' + ann if ann else ''})"
+            parts.append(("~" if iv.kind == "reduce" else "") + tag)
+        return " ".join(parts)
+
+    def fail(self, msg: str) -> None:
+        raise ScheduleError(f"{msg}\n  stage {self.name}, loops outermost first "
+                            f"(~ marks reduce loops): {self.loop_order()}")
+
+    def __repr__(self) -> str:
+        return f"Stage({self.name}: {self.loop_order()})"
+
+    def _leaf(self, iv: Any, what: str) -> IterVar:
+        if not isinstance(iv, IterVar):
+            self.fail(f"{what}: expected an axis of stage {self.name}, got {iv!r}")
+        if iv in self.leaf_iter_vars:
+            return iv
+        if iv in self.all_iter_vars:
+            self.fail(f"{what}: axis {iv.name} was already split or fused; use the axes that "
+                      f"replaced it")
+        owner = self.schedule._owner(iv)
+        where = f"it belongs to stage {owner.name}" if owner else "it belongs to no stage"
+        self.fail(f"{what}: axis {iv.name} is not a loop of stage {self.name} ({where})")
+        raise AssertionError
+
+    def _new_iv(self, name: str, extent: int, kind: str) -> IterVar:
+        iv = IterVar(Var(name), 0, extent, kind)
+        self.all_iter_vars.append(iv)
+        return iv
+
+    def _check_not_inlined(self, what: str) -> None:
+        if self.attach_type == "inline":
+            self.fail(f"{what}: stage {self.name} is inlined and has no loops")
+
+    # ------------------------------------------------------------------ loop primitives
+    def split(self, parent: IterVar, factor: int | None = None,
+              nparts: int | None = None) -> tuple[IterVar, IterVar]:
+        """Split a loop into an outer and an inner loop (a factor need not divide the extent).
+
+        Before: ``for i in range(100): body(i)``
+        After ``split(i, factor=32)``::
+
+            for i_outer in range(4):
+              for i_inner in range(32):
+                if i_outer * 32 + i_inner < 100: body(i_outer * 32 + i_inner)
+        """
+        self._check_not_inlined("split")
+        parent = self._leaf(parent, "split")
+        if (factor is None) == (nparts is None):
+            self.fail("split takes exactly one of factor= or nparts=")
+        if factor is not None:
+            factor = _positive_int(factor, "split factor", self)
+            outer_ext, inner_ext = _ceil_div(parent.extent, factor), factor
+        else:
+            nparts = _positive_int(nparts, "split nparts", self)
+            outer_ext, inner_ext = nparts, _ceil_div(parent.extent, nparts)
+        outer = self._new_iv(parent.name + ".outer", outer_ext, parent.kind)
+        inner = self._new_iv(parent.name + ".inner", inner_ext, parent.kind)
+        pos = self.leaf_iter_vars.index(parent)
+        self.leaf_iter_vars[pos:pos + 1] = [outer, inner]
+        self.relations.append(Split(parent, outer, inner, factor, nparts))
+        ann = self.annotations.pop(parent, None)
+        if ann == "parallel":
+            self.annotations[outer] = ann
+        return outer, inner
+
+    def tile(self, x: IterVar, y: IterVar, x_factor: int, y_factor: int
+             ) -> tuple[IterVar, IterVar, IterVar, IterVar]:
+        """Split two loops and order them ``xo, yo, xi, yi``.
+
+        Before: ``for x: for y: body``
+        After ``tile(x, y, 8, 16)``: ``for x.outer: for y.outer: for x.inner(8): for y.inner(16)``
+        """
+        xo, xi = self.split(x, factor=x_factor)
+        yo, yi = self.split(y, factor=y_factor)
+        self.reorder(xo, yo, xi, yi)
+        return xo, yo, xi, yi
+
+    def fuse(self, *axes: IterVar) -> IterVar:
+        """Fuse consecutive loops (outermost first) into one.
+
+        Before: ``for i in range(4): for j in range(8): body(i, j)``
+        After ``fuse(i, j)``: ``for f in range(32): body(f // 8, f % 8)``
+        """
+        self._check_not_inlined("fuse")
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = tuple(axes[0])
+        if len(axes) < 2:
+            if len(axes) == 1:
+                return self._leaf(axes[0], "fuse")
+            self.fail("fuse needs at least one axis")
+        leaves = [self._leaf(a, "fuse") for a in axes]
+        pos = [self.leaf_iter_vars.index(a) for a in leaves]
+        if pos != list(range(pos[0], pos[0] + len(pos))):
+            self.fail(f"fuse needs consecutive loops listed outermost first, got "
+                      f"{', '.join(a.name for a in leaves)}")
+        kinds = {a.kind for a in leaves}
+        if len(kinds) > 1:
+            self.fail("fuse cannot mix data and reduce loops")
+        fused = leaves[0]
+        for inner in leaves[1:]:
+            new = self._new_iv(f"{fused.name}.{inner.name}.fused", fused.extent * inner.extent,
+                               inner.kind)
+            self.relations.append(Fuse(fused, inner, new))
+            p = self.leaf_iter_vars.index(fused)
+            self.leaf_iter_vars[p:p + 2] = [new]
+            self.annotations.pop(fused, None)
+            self.annotations.pop(inner, None)
+            fused = new
+        return fused
+
+    def reorder(self, *axes: IterVar) -> None:
+        """Put the given loops in this order (outermost first), in the slots they occupied.
+
+        Before: ``for i: for j: for k: body``
+        After ``reorder(k, i)``: ``for k: for j: for i: body``
+        """
+        self._check_not_inlined("reorder")
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = tuple(axes[0])
+        leaves = [self._leaf(a, "reorder") for a in axes]
+        if len(set(map(id, leaves))) != len(leaves):
+            dup = [a.name for a in leaves if leaves.count(a) > 1]
+            self.fail(f"reorder lists loop {dup[0]} more than once")
+        slots = sorted(self.leaf_iter_vars.index(a) for a in leaves)
+        new = list(self.leaf_iter_vars)
+        for slot, iv in zip(slots, leaves):
+            new[slot] = iv
+        self._check_spatial_block(new, "reorder")
+        self.leaf_iter_vars = new
+
+    def _annotate(self, iv: IterVar, kind: str) -> None:
+        self._check_not_inlined(kind)
+        iv = self._leaf(iv, kind)
+        old = self.annotations.get(iv)
+        if old and old != kind:
+            self.fail(f"loop {iv.name} is already marked {old}; it cannot also be {kind}")
+        self.annotations[iv] = kind
+
+    def unroll(self, axis: IterVar) -> None:
+        """Unroll a loop completely (its extent must be constant; the copies are real).
+
+        Before: ``for j in range(4): body(j)``
+        After: ``body(0); body(1); body(2); body(3)``
+        """
+        iv = self._leaf(axis, "unroll")
+        if iv.extent > 4096:
+            self.fail(f"unroll of loop {iv.name} with extent {iv.extent} (> 4096) would blow "
+                      f"up the code; split it first")
+        self._annotate(iv, "unrolled")
+
+    def vectorize(self, axis: IterVar) -> None:
+        """Execute a data loop as SIMD lanes (constant extent).
+
+        Before: ``for j in range(16): C[i, j] = A[i, j] + 1``
+        After: ``C[i, 0:16] = A[i, 0:16] + x16(1)``
+        """
+        iv = self._leaf(axis, "vectorize")
+        if iv.kind == "reduce":
+            self.fail(f"vectorize of reduce loop {iv.name}: lanes would race on the same "
+                      f"output; vectorize a data loop and unroll the reduction instead")
+        if not isinstance(iv.extent, int) or iv.extent < 1:
+            self.fail(f"vectorize needs a constant extent, loop {iv.name} has {iv.extent}")
+        if iv.extent > 256:
+            self.fail(f"vectorize of loop {iv.name} with {iv.extent} lanes (> 256); split it "
+                      f"to the vector width first")
+        self._annotate(iv, "vectorized")
+
+    def parallel(self, axis: IterVar) -> None:
+        """Run the iterations of a data loop on the thread pool.
+
+        Before: ``for i in range(64): body(i)``
+        After: ``for i in parallel(64): body(i)`` (chunks of i run on different cores)
+        """
+        iv = self._leaf(axis, "parallel")
+        if iv.kind == "reduce":
+            self.fail(f"parallel on reduce loop {iv.name} would race on the accumulator")
+        self._annotate(iv, "parallel")
+
+    def spatial_for(self, axis: IterVar) -> None:
+        """Mark a loop as spatial: its iterations run at once on parallel hardware units.
+
+        Marked loops must form the innermost block, with constant extents. On LLVM the block
+        becomes SIMD lanes (innermost vectorized, the others unrolled and jammed); on VTA it
+        must match the GEMM unit.
+
+        Before: ``for c in range(16): for k in range(16): acc[k] += x[c] * w[k, c]``
+        After: ``spatial_for c in (16): spatial_for k in (16): ...`` (one GEMM-unit step)
+        """
+        iv = self._leaf(axis, "spatial_for")
+        pos = self.leaf_iter_vars.index(iv)
+        after = self.leaf_iter_vars[pos + 1:]
+        for other in after:
+            ann = self.annotations.get(other)
+            if ann not in (None, "spatial"):
+                self.fail(f"spatial_for {iv.name}: loop {other.name} inside it is marked "
+                          f"{ann}; spatial loops must be the innermost block")
+        self._annotate(iv, "spatial")
+
+    def _check_spatial_block(self, leaves: list[IterVar], what: str) -> None:
+        seen = False
+        for iv in leaves:
+            if self.annotations.get(iv) == "spatial":
+                seen = True
+            elif seen:
+                self.fail(f"{what} would put loop {iv.name} inside the spatial block; spatial "
+                          f"loops must stay innermost")
+
+    # ------------------------------------------------------------------ placement
+    def compute_at(self, parent: "Stage", axis: IterVar) -> None:
+        """Compute this stage inside loop ``axis`` of its consumer ``parent``.
+
+        Only the region the consumer needs in one iteration of ``axis`` is computed there.
+        Before::
+
+            for i: P[i] = f(i)
+            for io: for ii: C[io*8+ii] = P[io*8+ii] * 2
+        After ``s[P].compute_at(s[C], io)``::
+
+            for io:
+              for p in range(8): P_local[p] = f(io*8 + p)
+              for ii: C[io*8+ii] = P_local[ii] * 2
+        """
+        if not isinstance(parent, Stage):
+            self.fail(f"compute_at takes a stage (s[T]) as parent, got {parent!r}")
+        if parent is self:
+            self.fail("compute_at into its own loop")
+        if parent.schedule is not self.schedule:
+            self.fail("compute_at into a stage of another schedule")
+        ivar = parent._leaf(axis, f"compute_at({self.name} -> {parent.name})")
+        if self.origin_op in self.schedule.output_ops:
+            self.fail(f"compute_at of output {self.name}: outputs must stay at the root")
+        consumers = self.schedule.consumers(self)
+        ppos = parent.leaf_iter_vars.index(ivar)
+        readers = [c for c in consumers if c is parent or (
+            c.attach_stage is parent and parent.leaf_iter_vars.index(c.attach_ivar) >= ppos)]
+        if not readers:
+            names = ", ".join(c.name for c in consumers) or "nothing"
+            parent.fail(f"compute_at: stage {parent.name} does not read {self.name} at or "
+                        f"inside loop {ivar.name} (the readers of {self.name}: {names})")
+        others = [c for c in consumers if c not in readers]
+        if others:
+            self.fail(f"compute_at into {parent.name}: {self.name} is also read by "
+                      f"{', '.join(c.name for c in others)}, which could not see a value "
+                      f"computed inside loop {ivar.name} of {parent.name}")
+        if self.schedule._inside(parent, self):
+            self.fail(f"compute_at into {parent.name}: {parent.name} is itself computed inside "
+                      f"{self.name} (cycle)")
+        self.attach_type, self.attach_stage, self.attach_ivar = "scope", parent, ivar
+
+    def compute_root(self) -> None:
+        """Undo compute_at / compute_inline: compute the whole stage before its consumers."""
+        self.attach_type, self.attach_stage, self.attach_ivar = "root", None, None
+
+    def compute_inline(self) -> None:
+        """Substitute this stage's expression into every consumer (no buffer, no loops).
+
+        Before: ``for i: P[i] = f(i)``; ``for i: C[i] = P[i] * 2``
+        After: ``for i: C[i] = f(i) * 2``
+        """
+        if self.op.reduce_axis:
+            self.fail(f"compute_inline of {self.name}: a reduction cannot be inlined")
+        if self.origin_op in self.schedule.output_ops:
+            self.fail(f"compute_inline of output {self.name}")
+        if self.relations or self.annotations:
+            self.fail(f"compute_inline of {self.name} after it was split/fused/annotated")
+        for st in self.schedule.stages:
+            if st.attach_stage is self:
+                self.fail(f"compute_inline of {self.name}: stage {st.name} is computed at "
+                          f"one of its loops")
+        self.attach_type, self.attach_stage, self.attach_ivar = "inline", None, None
+
+
+class Schedule:
+    """The stages of a computation, in topological order (producers first)."""
+
+    def __init__(self, outputs: Iterable[Tensor]):
+        self.outputs = list(outputs)
+        for t in self.outputs:
+            if not isinstance(t, Tensor):
+                raise ScheduleError(f"create_schedule takes tensors, got {t!r}")
+            if isinstance(t.op, PlaceholderOp):
+                raise ScheduleError(f"create_schedule: output {t.name} is a placeholder; "
+                                    f"there is nothing to compute")
+        self.output_ops = [t.op for t in self.outputs]
+        self.stages: list[Stage] = []
+        self.stage_map: dict[Operation, Stage] = {}
+        for op in _topo_ops(self.output_ops):
+            st = Stage(op, self)
+            self.stages.append(st)
+            self.stage_map[op] = st
+
+    def __getitem__(self, t: Tensor | Operation) -> Stage:
+        op = t.op if isinstance(t, Tensor) else t
+        if op in self.stage_map:
+            return self.stage_map[op]
+        if isinstance(op, PlaceholderOp):
+            raise ScheduleError(f"{op.name} is a placeholder (an input); it has no stage")
+        raise ScheduleError(f"{getattr(op, 'name', op)} is not computed by this schedule")
+
+    def _owner(self, iv: IterVar) -> Stage | None:
+        for st in self.stages:
+            if iv in st.all_iter_vars:
+                return st
+        return None
+
+    def producers(self, stage: Stage) -> list[Stage]:
+        out = []
+        for t in stage.op.input_tensors:
+            if t.op in self.stage_map:
+                out.append(self.stage_map[t.op])
+        return out
+
+    def consumers(self, stage: Stage) -> list[Stage]:
+        return [st for st in self.stages if stage in self.producers(st)]
+
+    def _inside(self, stage: Stage, root: Stage) -> bool:
+        """Is ``stage`` (transitively) computed at a loop of ``root``?"""
+        cur = stage
+        while cur.attach_type == "scope":
+            cur = cur.attach_stage
+            if cur is root:
+                return True
+        return False
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The op graph: a networkx DAG of stage names, producer -> consumer."""
+        g = nx.DiGraph()
+        for st in self.stages:
+            g.add_node(st.name, stage=st)
+            for t in st.op.input_tensors:
+                if t.op not in self.stage_map:
+                    g.add_node(t.name, placeholder=True)
+                g.add_edge(t.name if t.op not in self.stage_map else self.stage_map[t.op].name,
+                           st.name)
+        return g
+
+    def cache_write(self, tensor: Tensor, scope: str = "local") -> Tensor:
+        """Compute ``tensor`` into a cache stage; the original stage copies the cache out.
+
+        Before: ``for i: for k: C[i] += A[i, k]``
+        After ``CL = s.cache_write(C, "local")``::
+
+            for i: for k: CL[i] += A[i, k]
+            for i: C[i] = CL[i]
+        Typically followed by ``s[CL].compute_at(s[C], axis)`` to keep an accumulator tile in
+        registers.
+        """
+        if scope not in ("local", "global"):
+            raise ScheduleError(f"cache_write scope must be 'local' or 'global', got {scope!r}")
+        st = self[tensor]
+        if st.relations or st.annotations or st.attach_type != "root":
+            st.fail(f"cache_write of {st.name} must come before any other primitive on it")
+        old = st.op
+        axes = tuple(IterVar(Var(a.name + ".c"), a.lo, a.extent, "data") for a in old.axis)
+        from tiletune.ir.functor import substitute
+        body = substitute(old.body, {a.var: b.var for a, b in zip(old.axis, axes)})
+        cache_op = ComputeOp(f"{old.name}.{scope}", axes, body, old.tag, old.attrs)
+        new_axes = tuple(IterVar(Var(a.name), a.lo, a.extent, "data") for a in old.axis)
+        copy_body = TensorRead(cache_op.output(), tuple(a.var for a in new_axes))
+        new_op = ComputeOp(old.name, new_axes, copy_body, old.tag, old.attrs)
+        cache_stage = Stage(cache_op, self)
+        cache_stage.scope = scope
+        st.op = new_op
+        st._reset_loops()
+        self.stage_map[new_op] = st
+        self.stage_map[cache_op] = cache_stage
+        self.stages.insert(self.stages.index(st), cache_stage)
+        return cache_op.output()
+
+
+def _topo_ops(outputs: list[Operation]) -> list[Operation]:
+    order: list[Operation] = []
+    seen: set[int] = set()
+
+    def visit(op: Operation) -> None:
+        if id(op) in seen:
+            return
+        seen.add(id(op))
+        for t in op.input_tensors:
+            visit(t.op)
+        if isinstance(op, ComputeOp):
+            order.append(op)
+
+    for op in outputs:
+        visit(op)
+    return order
+
+
+def create_schedule(outputs: Tensor | Iterable[Tensor]) -> Schedule:
+    """A default schedule (one loop per axis, stages at the root) for the given outputs."""
+    if isinstance(outputs, Tensor):
+        outputs = [outputs]
+    return Schedule(outputs)
