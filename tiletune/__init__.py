@@ -4,12 +4,37 @@ Write an operator as a tensor expression, schedule it, lower it to a loop nest a
 through LLVM (or for the VTA-like accelerator), then call it on NumPy arrays.
 """
 from tiletune import errors
-from tiletune.errors import (ArgumentError, BuildError, DSLError, LoweringError, RecordsError,
-                             ScheduleError, TileTuneError, TuningError)
+from tiletune.errors import (
+    ArgumentError,
+    BuildError,
+    DSLError,
+    LoweringError,
+    RecordsError,
+    ScheduleError,
+    TileTuneError,
+    TuningError,
+)
 from tiletune.ir.schedule import Schedule, Stage, create_schedule
-from tiletune.ir.tensor import (Tensor, abs, all, any, compute, const, exp, if_then_else, log,
-                                max, max_value, min, min_value, placeholder, reduce_axis, sqrt,
-                                sum, tanh)
+from tiletune.ir.tensor import (
+    Tensor,
+    abs,
+    all,
+    any,
+    compute,
+    const,
+    exp,
+    if_then_else,
+    log,
+    max,
+    max_value,
+    min,
+    min_value,
+    placeholder,
+    reduce_axis,
+    sqrt,
+    sum,
+    tanh,
+)
 
 __version__ = "0.1.0"
 

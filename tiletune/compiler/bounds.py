@@ -14,7 +14,7 @@ from tiletune.compiler.simplify import simplify
 from tiletune.errors import LoweringError
 from tiletune.ir.expr import Const, Expr, Reduce, TensorRead, Var, const, max_, min_
 from tiletune.ir.functor import Rewriter, collect, substitute
-from tiletune.ir.schedule import Fuse, Schedule, Split, Stage
+from tiletune.ir.schedule import Schedule, Split, Stage
 from tiletune.ir.tensor import IterVar
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from tiletune.compiler.lower import loop_nest, run_passes
 from tiletune.compiler.passes.pipeline import pipeline

@@ -9,10 +9,10 @@ inside every data loop that precedes it, and loops over the data loops that foll
 """
 from __future__ import annotations
 
-from tiletune.compiler.bounds import LeafMap, Region, absolute_values, is_reduce
+from tiletune.compiler.bounds import LeafMap, Region, absolute_values
 from tiletune.errors import LoweringError, ScheduleError
 from tiletune.ir import dtype as dt
-from tiletune.ir.expr import (Binary, Expr, Load, Reduce, TensorRead, as_expr, const)
+from tiletune.ir.expr import Binary, Expr, Load, Reduce, TensorRead, as_expr, const
 from tiletune.ir.functor import Rewriter, substitute
 from tiletune.ir.schedule import Schedule, Stage
 from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Seq, Stmt, Store, seq
@@ -39,7 +39,7 @@ def combine(combiner: str, acc: Expr, value: Expr) -> Expr:
 class _Reads(Rewriter):
     """TensorRead -> Load from the tensor's buffer, relative to its region start."""
 
-    def __init__(self, ctx: "NestBuilder"):
+    def __init__(self, ctx: NestBuilder):
         self.ctx = ctx
 
     def visit_TensorRead(self, e: TensorRead) -> Expr:
@@ -98,7 +98,7 @@ class NestBuilder:
         idx = tuple(lm.values[a] for a in st.op.axis)
         guards = list(lm.guards)
         if st.attach_type == "scope":
-            for a, m in zip(st.op.axis, reg.mins):
+            for a in st.op.axis:
                 v = absval[a.var]
                 guards.append(((v >= 0) & (v < a.extent), a))
         leaves = st.leaf_iter_vars

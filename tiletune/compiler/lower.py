@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tiletune.compiler.bounds import infer_regions, inline_bodies
 from tiletune.compiler.loop_nest import NestBuilder
 from tiletune.compiler.passes.pipeline import Pass, pipeline
 from tiletune.errors import LoweringError, ScheduleError
+from tiletune.ir.functor import collect
 from tiletune.ir.schedule import Schedule
 from tiletune.ir.stmt import Buffer, PrimFunc, Store
-from tiletune.ir.functor import collect
 from tiletune.ir.tensor import PlaceholderOp, Tensor
 
 

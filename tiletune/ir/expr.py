@@ -35,7 +35,7 @@ _uid = itertools.count()
 class ExprOps:
     """Operator overloads shared by Expr and IterVar."""
 
-    def _e(self) -> "Expr":
+    def _e(self) -> Expr:
         return as_expr(self)
 
     def __add__(self, o): return binary("add", self, o)
@@ -67,7 +67,7 @@ class ExprOps:
         raise DSLError("an expression has no Python truth value: use tt.if_then_else, "
                        "tt.all / tt.any or & | ~ instead of if / and / or / not")
 
-    def astype(self, dtype: str) -> "Expr":
+    def astype(self, dtype: str) -> Expr:
         """Cast to ``dtype`` (the only way to mix dtypes)."""
         return cast(dt.check(dtype), as_expr(self))
 
@@ -261,7 +261,7 @@ def as_expr(x: Any, like: str | None = None) -> Expr:
     """Convert a Python value, IterVar or Expr to an Expr (Python numbers adopt ``like``)."""
     if isinstance(x, Expr):
         return x
-    if hasattr(x, "var") and isinstance(getattr(x, "var"), Var):  # IterVar
+    if hasattr(x, "var") and isinstance(x.var, Var):  # IterVar
         return x.var
     if isinstance(x, bool):
         return const(x, like or "bool")

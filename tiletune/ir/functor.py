@@ -6,8 +6,9 @@ same object and ``new is old`` tells whether a pass did anything.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Any, Callable
+from typing import Any
 
 from tiletune.ir.expr import Expr, Var
 from tiletune.ir.stmt import Stmt

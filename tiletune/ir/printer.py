@@ -4,8 +4,21 @@ from __future__ import annotations
 from typing import Any
 
 from tiletune.ir import dtype as dt
-from tiletune.ir.expr import (Binary, Broadcast, Call, Cast, Compare, Const, Expr, Load, Not,
-                              Ramp, Reduce, Select, TensorRead, Var)
+from tiletune.ir.expr import (
+    Binary,
+    Broadcast,
+    Call,
+    Cast,
+    Compare,
+    Const,
+    Load,
+    Not,
+    Ramp,
+    Reduce,
+    Select,
+    TensorRead,
+    Var,
+)
 from tiletune.ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store
 
 _NAMES: dict[int, str] = {}  # Var uid -> unique display name, while printing one function
@@ -32,7 +45,7 @@ def expr_str(e: Any, prec: int = 0) -> str:
         return _const(e)
     if isinstance(e, Var):
         return _NAMES.get(e.uid, e.name)
-    if hasattr(e, "var") and isinstance(getattr(e, "var"), Var):
+    if hasattr(e, "var") and isinstance(e.var, Var):
         return _NAMES.get(e.var.uid, e.var.name)
     if isinstance(e, Binary):
         if e.op in _INFIX:

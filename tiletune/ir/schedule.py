@@ -8,8 +8,9 @@ current loop order.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import networkx as nx
 
@@ -40,7 +41,7 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _positive_int(x: Any, what: str, stage: "Stage") -> int:
+def _positive_int(x: Any, what: str, stage: Stage) -> int:
     if isinstance(x, bool) or not isinstance(x, int) and not hasattr(x, "__index__"):
         stage.fail(f"{what} must be a positive int, got {x!r}")
     x = int(x)
@@ -52,7 +53,7 @@ def _positive_int(x: Any, what: str, stage: "Stage") -> int:
 class Stage:
     """The schedule of one operation: its leaf loops, their annotations and where it is computed."""
 
-    def __init__(self, op: ComputeOp, schedule: "Schedule"):
+    def __init__(self, op: ComputeOp, schedule: Schedule):
         self.op = op
         self.origin_op = op
         self.schedule = schedule
@@ -298,7 +299,7 @@ class Stage:
                           f"loops must stay innermost")
 
     # ------------------------------------------------------------------ placement
-    def compute_at(self, parent: "Stage", axis: IterVar) -> None:
+    def compute_at(self, parent: Stage, axis: IterVar) -> None:
         """Compute this stage inside loop ``axis`` of its consumer ``parent``.
 
         Only the region the consumer needs in one iteration of ``axis`` is computed there.

@@ -93,7 +93,7 @@ class PrimFunc:
     body: Stmt
     attrs: dict = field(default_factory=dict)
 
-    def with_body(self, body: Stmt) -> "PrimFunc":
+    def with_body(self, body: Stmt) -> PrimFunc:
         return PrimFunc(self.name, self.params, body, self.attrs)
 
     def __repr__(self) -> str:

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import inspect
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tiletune.errors import DSLError
 from tiletune.ir import dtype as dt
-from tiletune.ir.expr import (Call, Compare, Expr, ExprOps, Reduce, TensorRead, Var, as_expr,
-                              binary, logical, select)
+from tiletune.ir.expr import (
+    Call,
+    Compare,
+    Expr,
+    ExprOps,
+    Reduce,
+    TensorRead,
+    Var,
+    as_expr,
+    binary,
+    logical,
+    select,
+)
 
 _uid = itertools.count()
 
@@ -75,11 +87,11 @@ class Operation:
     shape: tuple[int, ...]
     dtype: str
 
-    def output(self, i: int = 0) -> "Tensor":
+    def output(self, i: int = 0) -> Tensor:
         return self._output
 
     @property
-    def input_tensors(self) -> list["Tensor"]:
+    def input_tensors(self) -> list[Tensor]:
         return []
 
     def __repr__(self) -> str:
@@ -105,7 +117,7 @@ class ComputeOp(Operation):
         self._output = Tensor(self)
 
     @property
-    def input_tensors(self) -> list["Tensor"]:
+    def input_tensors(self) -> list[Tensor]:
         from tiletune.ir.functor import collect
         seen: dict[int, Tensor] = {}
         for r in collect(self.body, lambda e: isinstance(e, TensorRead)):
@@ -202,8 +214,19 @@ def _check_reduce_position(body: Expr, name: str) -> None:
         raise DSLError(f"compute {name}: nested reductions; put the inner one in its own stage")
 
 
+def _is_axes(x: Any) -> bool:
+    if isinstance(x, IterVar):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(a, IterVar) and
+                                                               a.kind == "reduce" for a in x)
+
+
 def _reducer(combiner: str) -> Callable[..., Expr]:
-    def reduce(expr: Any, axis: IterVar | Sequence[IterVar], where: Any = None) -> Expr:
+    def reduce(expr: Any, axis: Any = None, where: Any = None) -> Expr:
+        if combiner != "sum" and axis is not None and not _is_axes(axis):
+            return binary(combiner, expr, axis)  # elementwise tt.max(a, b) / tt.min(a, b)
+        if axis is None:
+            raise DSLError(f"tt.{combiner} needs axis= (reduce axes)")
         axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
         if not axes:
             raise DSLError(f"tt.{combiner} needs at least one reduce axis")
@@ -218,7 +241,8 @@ def _reducer(combiner: str) -> Callable[..., Expr]:
             raise DSLError(f"tt.{combiner} over bool values; cast them first")
         return Reduce(combiner, src, axes, cond)
     reduce.__name__ = combiner
-    reduce.__doc__ = f"Reduce with {combiner} over one or more reduce axes."
+    reduce.__doc__ = (f"Reduce with {combiner} over one or more reduce axes"
+                      + ("." if combiner == "sum" else f"; tt.{combiner}(a, b) is elementwise."))
     return reduce
 
 

@@ -5,7 +5,7 @@ produce the loop nest these passes transform.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tiletune.compiler.passes.flatten import flatten
 from tiletune.compiler.passes.simplify_pass import simplify_func

@@ -12,8 +12,21 @@ from __future__ import annotations
 
 from tiletune.compiler.passes.unroll import unroll_loop
 from tiletune.ir import dtype as dt
-from tiletune.ir.expr import (Binary, Broadcast, Call, Cast, Compare, Const, Expr, Load, Not,
-                              Ramp, Select, Var, structural_equal)
+from tiletune.ir.expr import (
+    Binary,
+    Broadcast,
+    Call,
+    Cast,
+    Compare,
+    Const,
+    Expr,
+    Load,
+    Not,
+    Ramp,
+    Select,
+    Var,
+    structural_equal,
+)
 from tiletune.ir.functor import Rewriter, collect, uses_var
 from tiletune.ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store, seq
 
