@@ -1,0 +1,139 @@
+"""IR text -> optimised module -> MCJIT machine code, one private context per kernel.
+
+Life cycle per kernel (no memory growth over thousands of kernels): ``create_context`` ->
+parse -> new-pass-manager pipeline (explicitly disposed: llvmlite 0.50 leaks it otherwise) ->
+MCJIT engine with its own target machine -> ``JitCode.close()`` closes the engine, which frees
+the module; the context goes with the last reference.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import llvmlite.binding as llvm
+
+from tiletune.backends.llvm import target
+from tiletune.backends.llvm.codegen import KernelIR
+from tiletune.errors import BuildError, TileTuneError
+from tiletune.runtime.code import LoadedCode
+from tiletune.runtime.info import KernelInfo
+
+
+def parse(text: str, context: Any) -> llvm.ModuleRef:
+    """Parse and verify LLVM IR text into ``context`` (errors become BuildError)."""
+    target.init()
+    triple, _, _ = target.host()
+    try:
+        mod = llvm.parse_assembly(text, context=context)
+        mod.verify()
+    except RuntimeError as exc:
+        raise BuildError(f"the LLVM backend produced invalid IR: {_with_line(exc, text)}") from exc
+    mod.triple = triple
+    mod.data_layout = target.data_layout()
+    return mod
+
+
+def _with_line(exc: Exception, text: str) -> str:
+    msg = str(exc).strip()
+    try:
+        line_no = int(msg.split(":")[1])
+        return f"{msg}\n  line {line_no}: {text.splitlines()[line_no - 1].strip()}"
+    except (IndexError, ValueError):
+        return msg
+
+
+def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3) -> None:
+    """Run LLVM's default O<opt_level> module pipeline (nothing at 0)."""
+    if opt_level <= 0:
+        return
+    pto = llvm.create_pipeline_tuning_options(speed_level=min(opt_level, 3))
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(target.target_machine(codegen_opt), pto)
+    mpm = pb.getModulePassManager()
+    try:
+        mpm.run(mod, pb)
+    finally:
+        # llvmlite 0.50: ModulePassManager._dispose resolves to ObjectRef's no-op (leak).
+        llvm.newpassmanagers.NewPassManager._dispose(mpm)
+        mpm.detach()
+        pb.close()
+        pto.close()
+
+
+def check_symbols(mod: llvm.ModuleRef) -> None:
+    """MCJIT turns an unresolved external into a segfault at call time: refuse it here."""
+    for f in mod.functions:
+        if f.is_declaration and not f.name.startswith("llvm."):
+            if llvm.address_of_symbol(f.name) is None:
+                raise BuildError(f"external symbol {f.name} is not loaded in this process")
+
+
+def optimized(text: str, opt_level: int, codegen_opt: int,
+              use: Callable[[llvm.ModuleRef], Any]) -> Any:
+    """``use(module)`` on a freshly parsed and optimised module in a private context."""
+    ctx = llvm.create_context()
+    mod = parse(text, ctx)
+    optimize(mod, opt_level, codegen_opt)
+    try:
+        return use(mod)
+    finally:
+        mod.close()
+        ctx.close()
+
+
+class JitCode(LoadedCode):
+    """A kernel compiled in-process by MCJIT. Owns its engine; ``close()`` frees it."""
+
+    def __init__(self, kernel: KernelIR, opt_level: int = 3, codegen_opt: int = 3,
+                 ir_text: Callable[[], str] | None = None) -> None:
+        self.kernel, self.opt_level, self.codegen_opt = kernel, opt_level, codegen_opt
+        self._ir_text = ir_text
+        ctx = llvm.create_context()
+        mod = parse(kernel.text, ctx)
+        optimize(mod, opt_level, codegen_opt)
+        check_symbols(mod)
+        engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(codegen_opt))
+        engine.finalize_object()
+        self._engine: Any = engine
+        self._mod: Any = mod
+        self._ctx: Any = ctx
+
+    def address(self, symbol: str) -> int:
+        if self._engine is None:
+            raise TileTuneError("the JIT code is closed")
+        addr = self._engine.get_function_address(symbol)
+        if not addr:
+            addr = self._engine.get_global_value_address(symbol)
+        if not addr:
+            raise TileTuneError(f"the JIT module has no symbol {symbol!r}")
+        return addr
+
+    def source(self, fmt: str) -> str:
+        from tiletune.backends.llvm import export
+
+        if fmt == "ll":
+            return self.kernel.text
+        if fmt == "ll-opt":
+            return optimized(self.kernel.text, self.opt_level, self.codegen_opt, str)
+        if fmt == "asm":
+            return export.assembly(self.kernel.text, self.opt_level, self.codegen_opt)
+        if fmt == "ir" and self._ir_text is not None:
+            return self._ir_text()
+        raise TileTuneError(f"unknown source format {fmt!r}: use 'ir', 'll', 'll-opt' or 'asm'")
+
+    def export(self, path: str, info: KernelInfo) -> None:
+        from tiletune.backends.llvm import export
+
+        export.export(path, self.kernel, info, self.opt_level, self.codegen_opt,
+                      self._ir_text() if self._ir_text and not info.ir else info.ir)
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()  # frees the module's code and IR
+        self._mod = None
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            ctx.close()

@@ -1,0 +1,49 @@
+"""The host target machine (CPU name and features from LLVM), cached per option set.
+
+Never call ``llvm.initialize()`` (it raises in llvmlite 0.50); the native target and asm
+printer must be initialised, and the host CPU must be named or LLVM emits SSE2 code.
+"""
+from __future__ import annotations
+
+import functools
+
+import llvmlite.binding as llvm
+
+
+@functools.cache
+def init() -> None:
+    """Initialise LLVM's native target and assembly printer (once)."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+@functools.cache
+def host() -> tuple[str, str, str]:
+    """``(triple, cpu name, feature string)`` of this machine."""
+    init()
+    return (llvm.get_process_triple(), llvm.get_host_cpu_name(),
+            llvm.get_host_cpu_features().flatten())
+
+
+def create_target_machine(opt_level: int = 3, *, jit: bool = True) -> llvm.TargetMachine:
+    """A new host target machine. ``jit=False`` gives PIC + small code model (for ``.so``).
+
+    A new one is needed for every MCJIT engine: the engine takes ownership of it.
+    """
+    triple, cpu, features = host()
+    target = llvm.Target.from_triple(triple)
+    if jit:
+        return target.create_target_machine(cpu=cpu, features=features, opt=opt_level,
+                                            reloc="default", codemodel="jitdefault", jit=True)
+    return target.create_target_machine(cpu=cpu, features=features, opt=opt_level,
+                                        reloc="pic", codemodel="default", jit=False)
+
+
+@functools.cache
+def target_machine(opt_level: int = 3, *, jit: bool = True) -> llvm.TargetMachine:
+    """A cached host target machine (for pass pipelines, assembly and object emission)."""
+    return create_target_machine(opt_level, jit=jit)
+
+
+def data_layout() -> str:
+    return str(target_machine().target_data)

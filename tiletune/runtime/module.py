@@ -1,0 +1,168 @@
+"""Module: a compiled kernel callable on NumPy arrays.
+
+    f(a, b, c)                                        # checks every argument, then calls
+    t = f.time_evaluator(number=10, repeat=3)(a, b, c)
+    t.mean, t.median, t.min, t.results                # seconds per call
+    f.get_source("ir" | "ll" | "ll-opt" | "asm")
+    f.export_library("k.so")                          # also .o .ll .s
+    f.set_num_threads(2)                              # threads per parallel region
+
+The Module owns its code (a JIT engine or a loaded library): ``close()`` (or garbage
+collection, or leaving a ``with`` block) frees it.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from tiletune.errors import TileTuneError
+from tiletune.runtime.args import ArgChecker
+from tiletune.runtime.code import LoadedCode
+from tiletune.runtime.info import ArgSpec, KernelInfo
+from tiletune.runtime.threads import default_num_threads
+from tiletune.runtime.timing import TimingResult, measure
+
+
+@functools.cache
+def _kernel_proto(nargs: int) -> Any:
+    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * nargs)
+
+
+@functools.cache
+def _timer_proto(nargs: int) -> Any:
+    return ctypes.CFUNCTYPE(ctypes.c_double, *[ctypes.c_void_p] * nargs, ctypes.c_int64)
+
+
+class Module:
+    """A compiled kernel. Call it with one NumPy array per parameter, in order."""
+
+    def __init__(self, code: LoadedCode, info: KernelInfo) -> None:
+        self._code: LoadedCode | None = code
+        self.info = info
+        n = len(info.args)
+        self._fn: Callable[..., None] | None = _kernel_proto(n)(code.address(info.symbol))
+        self._timer = (_timer_proto(n)(code.address(info.time_symbol))
+                       if info.time_symbol else None)
+        self._threads_addr = code.address(info.threads_symbol) if info.threads_symbol else None
+        self._checker = ArgChecker(info.name, info.args)
+        self._num_threads = 1
+        self.set_num_threads(default_num_threads())
+
+    # ------------------------------------------------------------------ description
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def args(self) -> tuple[ArgSpec, ...]:
+        return self.info.args
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.info.outputs
+
+    @property
+    def num_threads(self) -> int:
+        return self._num_threads
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fn is None else f"threads={self._num_threads}"
+        return f"<tiletune.Module {self.name}({self._checker.signature()}) {state}>"
+
+    # ------------------------------------------------------------------ calling
+
+    def __call__(self, *args: Any) -> None:
+        addrs = self._checker.addresses(args)
+        fn = self._fn
+        if fn is None:
+            raise TileTuneError(f"module {self.name} is closed")
+        fn(*addrs)
+
+    def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0,
+                       flush_cache: bool = False) -> Callable[..., TimingResult]:
+        """A function timing calls on given arrays: ``(*arrays) -> TimingResult``.
+
+        One warm-up call, then ``repeat`` measurements of ``number`` calls each (``number``
+        grows until a repeat lasts ``min_repeat_ms``); ``flush_cache`` evicts the CPU caches
+        before each repeat. The loop runs in generated code: no Python overhead is timed.
+        """
+        if number < 1 or repeat < 1:
+            raise ValueError("time_evaluator needs number >= 1 and repeat >= 1")
+
+        def evaluate(*args: Any) -> TimingResult:
+            addrs = self._checker.addresses(args)
+            fn, timer = self._fn, self._timer
+            if fn is None:
+                raise TileTuneError(f"module {self.name} is closed")
+            fn(*addrs)
+            if timer is None:
+                timer = _python_timer(fn)
+            return measure(timer, addrs, number, repeat, min_repeat_ms, flush_cache)
+
+        return evaluate
+
+    def set_num_threads(self, n: int) -> None:
+        """Threads per parallel region (1: parallel loops run in the calling thread)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"set_num_threads needs an int >= 1, got {n!r}")
+        self._num_threads = n
+        if self._threads_addr is not None and self._code is not None:
+            ctypes.c_int32.from_address(self._threads_addr).value = n
+
+    # ------------------------------------------------------------------ sources, export
+
+    def get_source(self, fmt: str = "ll") -> str:
+        """"ir" (the loop nest), "ll" (generated LLVM IR), "ll-opt" (optimised IR), "asm"."""
+        if fmt == "ir" and self.info.ir:
+            return self.info.ir
+        return self._live_code().source(fmt)
+
+    def export_library(self, path: str | os.PathLike) -> None:
+        """Save as ``.so`` (loadable with ``tiletune.runtime.load_module``), ``.o``, ``.ll`` or
+        ``.s`` by extension."""
+        self._live_code().export(os.fspath(path), self.info)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def _live_code(self) -> LoadedCode:
+        if self._code is None:
+            raise TileTuneError(f"module {self.name} is closed")
+        return self._code
+
+    def close(self) -> None:
+        """Free the machine code; the Module cannot be called afterwards."""
+        self._fn = self._timer = None
+        self._threads_addr = None
+        code, self._code = self._code, None
+        if code is not None:
+            code.close()
+
+    def __enter__(self) -> Module:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def _python_timer(fn: Callable[..., None]) -> Callable[..., float]:
+    """Fallback when the code has no generated timing loop."""
+    import time
+
+    def timer(*args: Any) -> float:
+        *addrs, number = args
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn(*addrs)
+        return (time.perf_counter() - t0) / number
+
+    return timer
