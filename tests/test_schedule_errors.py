@@ -94,10 +94,19 @@ def test_conflicting_annotations(mm):
 
 def test_compute_at_non_consumer():
     data, weight, P, O = conv2d_nchw(1, 4, 8, 8, 4, 3, 3, 1, 1)
+    other = tt.compute(data.shape, lambda n, c, h, w: data[n, c, h, w] * 2.0, name="scaled")
+    s = tt.create_schedule([O, other])
+    with pytest.raises(ScheduleError, match="does not read pad"):
+        s[P].compute_at(s[other], s[other].axis[2])
+
+
+def test_compute_at_with_reader_outside_is_reported_at_lowering():
+    data, weight, P, O = conv2d_nchw(1, 4, 8, 8, 4, 3, 3, 1, 1)
     extra = tt.compute(O.shape, lambda n, k, h, w: O[n, k, h, w] * 2.0, name="scaled")
     s = tt.create_schedule(extra)
-    with pytest.raises(ScheduleError, match="does not read pad"):
-        s[P].compute_at(s[extra], s[extra].axis[2])
+    s[P].compute_at(s[extra], s[extra].axis[2])
+    with pytest.raises(ScheduleError, match="reader conv is not computed inside"):
+        tt.lower(s, [data, weight, extra])
 
 
 def test_compute_at_output():

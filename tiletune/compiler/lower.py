@@ -53,6 +53,7 @@ def loop_nest(sch: Schedule, args: Sequence[Tensor], name: str = "main") -> Prim
     args = list(args)
     bufs = _arg_buffers(sch, args)
     _check_inputs(sch, bufs)
+    sch.check_attachments()
     bodies = inline_bodies(sch)
     regions, maps = infer_regions(sch, bodies)
     body = NestBuilder(sch, bodies, regions, maps, bufs).program()

@@ -322,19 +322,10 @@ class Stage:
         ivar = parent._leaf(axis, f"compute_at({self.name} -> {parent.name})")
         if self.origin_op in self.schedule.output_ops:
             self.fail(f"compute_at of output {self.name}: outputs must stay at the root")
-        consumers = self.schedule.consumers(self)
-        ppos = parent.leaf_iter_vars.index(ivar)
-        readers = [c for c in consumers if c is parent or (
-            c.attach_stage is parent and parent.leaf_iter_vars.index(c.attach_ivar) >= ppos)]
-        if not readers:
-            names = ", ".join(c.name for c in consumers) or "nothing"
-            parent.fail(f"compute_at: stage {parent.name} does not read {self.name} at or "
-                        f"inside loop {ivar.name} (the readers of {self.name}: {names})")
-        others = [c for c in consumers if c not in readers]
-        if others:
-            self.fail(f"compute_at into {parent.name}: {self.name} is also read by "
-                      f"{', '.join(c.name for c in others)}, which could not see a value "
-                      f"computed inside loop {ivar.name} of {parent.name}")
+        if not self.schedule._reaches(self, parent):
+            names = ", ".join(c.name for c in self.schedule.consumers(self)) or "nothing"
+            parent.fail(f"compute_at: stage {parent.name} does not read {self.name}, directly "
+                        f"or through other stages (the readers of {self.name}: {names})")
         if self.schedule._inside(parent, self):
             self.fail(f"compute_at into {parent.name}: {parent.name} is itself computed inside "
                       f"{self.name} (cycle)")
@@ -405,6 +396,35 @@ class Schedule:
 
     def consumers(self, stage: Stage) -> list[Stage]:
         return [st for st in self.stages if stage in self.producers(st)]
+
+    def _reaches(self, producer: Stage, consumer: Stage) -> bool:
+        """Does ``consumer`` read ``producer``'s output, directly or through other stages?"""
+        todo, seen = [producer], set()
+        while todo:
+            for c in self.consumers(todo.pop()):
+                if c is consumer:
+                    return True
+                if id(c) not in seen:
+                    seen.add(id(c))
+                    todo.append(c)
+        return False
+
+    def check_attachments(self) -> None:
+        """Every reader of a stage computed at a loop must run inside that loop (lowering)."""
+        for st in self.stages:
+            if st.attach_type != "scope":
+                continue
+            parent, ivar = st.attach_stage, st.attach_ivar
+            ppos = parent.leaf_iter_vars.index(ivar)
+            for c in self.consumers(st):
+                if c is parent or c.attach_type == "inline":
+                    continue
+                inside = (c.attach_stage is parent
+                          and parent.leaf_iter_vars.index(c.attach_ivar) >= ppos)
+                if not inside:
+                    st.fail(f"{st.name} is computed at loop {ivar.name} of {parent.name}, but "
+                            f"its reader {c.name} is not computed inside that loop; compute_at "
+                            f"{c.name} there too (or at a loop inside it)")
 
     def _inside(self, stage: Stage, root: Stage) -> bool:
         """Is ``stage`` (transitively) computed at a loop of ``root``?"""

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import builtins
 import inspect
 import itertools
 from collections.abc import Callable
@@ -217,7 +218,7 @@ def _check_reduce_position(body: Expr, name: str) -> None:
 def _is_axes(x: Any) -> bool:
     if isinstance(x, IterVar):
         return True
-    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(a, IterVar) and
+    return isinstance(x, (list, tuple)) and len(x) > 0 and builtins.all(isinstance(a, IterVar) and
                                                                a.kind == "reduce" for a in x)
 
 

@@ -62,8 +62,27 @@ def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3) -> None:
         pto.close()
 
 
+_LIBC_LOADED = False
+
+
+def _load_libc() -> None:
+    """Make libc's symbols (clock_gettime, malloc, expf...) visible to LLVM's symbol search."""
+    global _LIBC_LOADED
+    if not _LIBC_LOADED:
+        import ctypes.util
+        for name in (ctypes.util.find_library("c"), "libc.so.6", ctypes.util.find_library("m"),
+                     "libm.so.6"):
+            if name:
+                try:
+                    llvm.load_library_permanently(name)
+                except RuntimeError:
+                    continue
+        _LIBC_LOADED = True
+
+
 def check_symbols(mod: llvm.ModuleRef) -> None:
     """MCJIT turns an unresolved external into a segfault at call time: refuse it here."""
+    _load_libc()
     for f in mod.functions:
         if f.is_declaration and not f.name.startswith("llvm."):
             if llvm.address_of_symbol(f.name) is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tiletune.compiler.passes.flatten import flatten
+from tiletune.compiler.passes.guard_loads import guard_select_loads
 from tiletune.compiler.passes.simplify_pass import simplify_func
 from tiletune.compiler.passes.spatial import lower_spatial
 from tiletune.compiler.passes.unroll import unroll
@@ -24,6 +25,7 @@ FRONT: list[tuple[str, Pass]] = [
 # Passes that prepare the nest for a SIMD CPU backend.
 CPU: list[tuple[str, Pass]] = [
     ("flatten", flatten),
+    ("guard_select_loads", guard_select_loads),
     ("lower_spatial", lower_spatial),
     ("unroll", unroll),
     ("simplify_unrolled", simplify_func),

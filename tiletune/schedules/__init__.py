@@ -1,0 +1,22 @@
+"""The operator library: compute definitions plus tunable schedule templates.
+
+Every template is a module with the same shape:
+
+* a workload dataclass (shapes, dtype) with ``flop``;
+* ``space(workload) -> dict[knob, list[value]]``: the legal values of every knob, and
+  ``is_valid(workload, config)`` for cross-knob constraints (register budget, ...);
+* ``default_config(workload)``: a heuristic config chosen from the shape and the machine;
+* ``schedule(workload, config) -> (Schedule, args)`` and ``build(workload, config=None)``.
+
+A config is a plain mapping knob -> value, so the tuner drives templates without a cycle.
+"""
+from tiletune.schedules import conv2d, dense, depthwise
+from tiletune.schedules.machine import Machine, host_machine
+
+TEMPLATES = {
+    "dense": dense,
+    "conv2d_nchwc": conv2d,
+    "depthwise_conv2d": depthwise,
+}
+
+__all__ = ["TEMPLATES", "Machine", "host_machine", "conv2d", "dense", "depthwise"]

@@ -1,0 +1,218 @@
+"""conv2d, NCHW in and out, computed in the blocked NCHW[x]c layout with a register tile.
+
+Stages: pack the data to NCHW[ic_bn]c with the padding fused (a 1x1 conv also folds its
+stride in), the convolution ``Oc`` in NCHW[oc_bn]c, computed at the output's width tile so
+its ``reg_n x oc_bn`` accumulators live in vector registers, and the unpack to NCHW::
+
+    data_pack[n, icc, h, w, icb] = pad(data)[n, icc*ic_bn + icb, h, w]     # root, parallel
+    for n, occ, oh in parallel(...):                                        # fused knob
+      for owo in range(OW / reg_n):
+        Oc.local[reg_n, oc_bn] = 0
+        for icc, kh, kw, icb:                                               # kw unrolled knob
+          for ow in unrolled(reg_n):
+            for ocb in vectorized(oc_bn):                                   # 16-lane pieces
+              Oc[ow, ocb] += data_pack[.., oh*s + kh, (owo*reg_n + ow)*s + kw, icb]
+                             * weight_pack[occ, icc, kh, kw, icb, ocb]
+        output[n, occ*oc_bn + ocb, oh, owo*reg_n + ow] = Oc[ow, ocb]        # unrolled copy
+
+Knobs: ic_bn, oc_bn (channel blocks), reg_n (output-width register tile), unroll_kw, and
+``parallel`` (which outer loops are fused and run in parallel). The weight is an input in the
+packed layout (constant weights are packed once, as frameworks do).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+import tiletune as tt
+from tiletune.errors import ScheduleError
+from tiletune.schedules.layout import pack_data, pack_weight_numpy
+from tiletune.schedules.machine import divisors, host_machine
+
+
+@dataclass(frozen=True)
+class Conv2dWorkload:
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    R: int
+    S: int
+    stride: int = 1
+    pad: int = 0
+    dtype: str = "float32"
+
+    @property
+    def OH(self) -> int:
+        return (self.H + 2 * self.pad - self.R) // self.stride + 1
+
+    @property
+    def OW(self) -> int:
+        return (self.W + 2 * self.pad - self.S) // self.stride + 1
+
+    @property
+    def flop(self) -> int:
+        return 2 * self.N * self.K * self.OH * self.OW * self.C * self.R * self.S
+
+    @property
+    def is_1x1(self) -> bool:
+        return self.R == 1 and self.S == 1
+
+    def key(self) -> str:
+        return (f"conv2d_{self.N}x{self.C}x{self.H}x{self.W}_k{self.K}_{self.R}x{self.S}"
+                f"_s{self.stride}_p{self.pad}_{self.dtype}")
+
+
+PARALLEL_CHOICES = ("occ", "n_occ", "n_occ_oh", "none")
+
+
+def space(w: Conv2dWorkload) -> dict[str, list[Any]]:
+    """Legal values of every knob (cross-knob limits are in ``is_valid``)."""
+    ow_tiles = sorted(set(d for d in divisors(w.OW) if d <= 32) | {8, 16} - {0})
+    return {
+        "ic_bn": [d for d in divisors(w.C) if d <= 64],
+        "oc_bn": [d for d in divisors(w.K) if d <= 64],
+        "reg_n": [r for r in ow_tiles if r <= w.OW],
+        "unroll_kw": [False, True] if w.S > 1 else [False],
+        "parallel": list(PARALLEL_CHOICES),
+    }
+
+
+def vectors_per_block(oc_bn: int) -> int:
+    lanes = host_machine().vector_lanes
+    return -(-oc_bn // lanes)
+
+
+def is_valid(w: Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
+    """Register budget: reg_n x (oc_bn / lanes) accumulators must fit the vector registers."""
+    return cfg["reg_n"] * vectors_per_block(cfg["oc_bn"]) <= host_machine().accumulator_budget
+
+
+def default_config(w: Conv2dWorkload) -> dict[str, Any]:
+    """TVM-like fallback, sharpened for AVX-512: two-vector output blocks, the widest tile."""
+    m = host_machine()
+    lanes = m.vector_lanes
+    oc_choices = [d for d in divisors(w.K) if d <= 2 * lanes]
+    multiples = [d for d in oc_choices if d % lanes == 0]
+    oc_bn = max(multiples) if multiples else max(oc_choices)
+    if w.OW <= 14 and oc_bn < 2 * lanes and w.K % (2 * lanes) == 0:
+        oc_bn = 2 * lanes
+    ic_bn = max(d for d in divisors(w.C) if d <= 2 * lanes)
+    budget = m.accumulator_budget // vectors_per_block(oc_bn)
+    fitting = [d for d in divisors(w.OW) if d <= budget]
+    reg_n = max(fitting)
+    if reg_n < 4:
+        reg_n = min(8, budget, w.OW)
+    return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
+            "parallel": "n_occ_oh"}
+
+
+def _check(w: Conv2dWorkload, cfg: Mapping[str, Any]) -> None:
+    sp = space(w)
+    for knob, choices in sp.items():
+        if knob not in cfg:
+            raise ScheduleError(f"conv2d config lacks knob {knob!r} (choices {choices})")
+        if cfg[knob] not in choices:
+            raise ScheduleError(f"conv2d knob {knob}={cfg[knob]!r} is not one of {choices}")
+    if not is_valid(w, cfg):
+        raise ScheduleError(f"conv2d config {dict(cfg)} needs more than "
+                            f"{host_machine().accumulator_budget} accumulator registers")
+
+
+def compute(w: Conv2dWorkload, cfg: Mapping[str, Any]):
+    ic_bn, oc_bn = cfg["ic_bn"], cfg["oc_bn"]
+    data = tt.placeholder((w.N, w.C, w.H, w.W), w.dtype, name="data")
+    weight = tt.placeholder((w.K // oc_bn, w.C // ic_bn, w.R, w.S, ic_bn, oc_bn), w.dtype,
+                            name="weight_packed")
+    if w.is_1x1:
+        dp = pack_data(data, ic_bn, w.pad, w.stride)
+        stride, base = 1, 0
+    else:
+        dp = pack_data(data, ic_bn, w.pad)
+        stride, base = w.stride, 0
+    icc = tt.reduce_axis(w.C // ic_bn, "icc")
+    icb = tt.reduce_axis(ic_bn, "icb")
+    kh, kw = tt.reduce_axis(w.R, "kh"), tt.reduce_axis(w.S, "kw")
+    conv = tt.compute(
+        (w.N, w.K // oc_bn, w.OH, w.OW, oc_bn),
+        lambda n, occ, oh, ow, ocb: tt.sum(
+            dp[n, icc, oh * stride + kh + base, ow * stride + kw, icb]
+            * weight[occ, icc, kh, kw, icb, ocb], axis=[icc, kh, kw, icb]),
+        name="conv")
+    out = tt.compute((w.N, w.K, w.OH, w.OW),
+                     lambda n, k, h, ww: conv[n, k // oc_bn, h, ww, k % oc_bn], name="output")
+    return data, weight, dp, conv, out
+
+
+def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None):
+    """The schedule and kernel arguments ``[data, weight_packed, output]`` for a config."""
+    cfg = default_config(w) if cfg is None else dict(cfg)
+    _check(w, cfg)
+    lanes = host_machine().vector_lanes
+    oc_bn, reg_n = cfg["oc_bn"], cfg["reg_n"]
+    data, weight, dp, conv, out = compute(w, cfg)
+    s = tt.create_schedule(out)
+
+    # data packing: root stage, channel block vectorized, parallel over the channel chunks
+    n, cc, ph, pw, cb = s[dp].axis
+    s[dp].reorder(cc, n, ph, pw, cb)
+    if cfg["parallel"] != "none":
+        s[dp].parallel(cc)
+    if cfg["ic_bn"] >= 4:
+        s[dp].vectorize(cb)
+
+    # output (NCHW): tile width by reg_n and channels by oc_bn; copy the tile out unrolled
+    on, ok, oh, ow = s[out].axis
+    occ, ocb = s[out].split(ok, factor=oc_bn)
+    owo, owi = s[out].split(ow, factor=reg_n)
+    s[out].reorder(on, occ, oh, owo, ocb, owi)
+    par = {"occ": [occ], "n_occ": [on, occ], "n_occ_oh": [on, occ, oh]}.get(cfg["parallel"])
+    if par:
+        if cfg["parallel"] == "occ":
+            s[out].reorder(occ, on, oh, owo, ocb, owi)
+        s[out].parallel(s[out].fuse(*par) if len(par) > 1 else par[0])
+    s[out].unroll(ocb)
+    s[out].unroll(owi)
+
+    # convolution: the accumulator tile computed at the width tile
+    s[conv].compute_at(s[out], owo)
+    cn, cocc, coh, cow, cocb = s[conv].axis
+    ricc, rkh, rkw, ricb = s[conv].reduce_axis
+    vo, vi = s[conv].split(cocb, factor=min(lanes, oc_bn))
+    if cfg["unroll_kw"]:
+        s[conv].reorder(cn, cocc, coh, ricc, rkh, ricb, rkw, cow, vo, vi)
+        s[conv].unroll(rkw)
+    else:
+        s[conv].reorder(cn, cocc, coh, ricc, rkh, rkw, ricb, cow, vo, vi)
+    s[conv].unroll(cow)
+    s[conv].unroll(vo)
+    s[conv].vectorize(vi)
+    return s, [data, weight, out]
+
+
+def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "conv2d"):
+    """Compile the template; call as ``f(data, pack_weight(weight, cfg), out)``."""
+    s, args = schedule(w, cfg)
+    return tt.build(s, args, name=name)
+
+
+def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:
+    """OIHW weights -> the packed layout the kernel takes."""
+    return pack_weight_numpy(weight, cfg["ic_bn"], cfg["oc_bn"])
+
+
+def reference(data: np.ndarray, weight: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """float64 NumPy convolution (NCHW, OIHW) for checking."""
+    N, C, H, W = data.shape
+    K, _, R, S = weight.shape
+    ap = np.pad(data.astype("float64"), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    OH, OW = (H + 2 * pad - R) // stride + 1, (W + 2 * pad - S) // stride + 1
+    out = np.zeros((N, K, OH, OW))
+    for r in range(R):
+        for c in range(S):
+            patch = ap[:, :, r:r + stride * OH:stride, c:c + stride * OW:stride]
+            out += np.einsum("nchw,kc->nkhw", patch, weight[:, :, r, c].astype("float64"))
+    return out

@@ -1,0 +1,104 @@
+"""Dense / matmul ``C[M, N] = A[M, K] @ B[K, N]`` with a register-blocked template.
+
+Loop nest of the template (``mr`` rows x ``nr`` columns accumulator tile in registers)::
+
+    for jo in parallel(N / nr):              # or io outermost, see "order"
+      for io in range(M / mr):
+        C.local[mr, nr] = 0                   # vector registers
+        for k in range(K):
+          for i in unrolled(mr):              # A[i, k] broadcast
+            for jv in unrolled(nr / lanes):
+              for jl in vectorized(lanes):    # B[k, j] contiguous, one FMA
+                C.local[i, j] += A[i, k] * B[k, j]
+        C[io*mr + i, jo*nr + j] = C.local[i, j]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import tiletune as tt
+from tiletune.errors import ScheduleError
+from tiletune.schedules.machine import host_machine
+
+
+@dataclass(frozen=True)
+class DenseWorkload:
+    M: int
+    N: int
+    K: int
+    dtype: str = "float32"
+
+    @property
+    def flop(self) -> int:
+        return 2 * self.M * self.N * self.K
+
+    def key(self) -> str:
+        return f"dense_{self.M}x{self.N}x{self.K}_{self.dtype}"
+
+
+def compute(w: DenseWorkload):
+    A = tt.placeholder((w.M, w.K), w.dtype, name="A")
+    B = tt.placeholder((w.K, w.N), w.dtype, name="B")
+    k = tt.reduce_axis(w.K, name="k")
+    C = tt.compute((w.M, w.N), lambda i, j: tt.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C
+
+
+def space(w: DenseWorkload) -> dict[str, list[Any]]:
+    lanes = host_machine().vector_lanes
+    return {
+        "mr": [m for m in (1, 2, 4, 6, 8, 10, 12, 14, 16) if m <= w.M],
+        "nr": [n for n in (lanes, 2 * lanes, 3 * lanes, 4 * lanes) if n <= max(w.N, lanes)],
+        "unroll_k": [1, 2, 4],
+        "order": ["jo_io", "io_jo"],
+        "parallel": [True, False],
+    }
+
+
+def is_valid(w: DenseWorkload, cfg: Mapping[str, Any]) -> bool:
+    m = host_machine()
+    return cfg["mr"] * (cfg["nr"] // m.vector_lanes) <= m.accumulator_budget
+
+
+def default_config(w: DenseWorkload) -> dict[str, Any]:
+    """Largest register tile that fits the accumulator budget, preferring two vectors wide."""
+    m = host_machine()
+    lanes = m.vector_lanes
+    nr = 2 * lanes if w.N >= 2 * lanes else lanes
+    mr = max(x for x in space(w)["mr"] if x * (nr // lanes) <= m.accumulator_budget)
+    return {"mr": mr, "nr": nr, "unroll_k": 1, "order": "jo_io", "parallel": True}
+
+
+def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
+    cfg = dict(default_config(w) if cfg is None else cfg)
+    if not is_valid(w, cfg):
+        raise ScheduleError(f"dense config {cfg} exceeds the register budget")
+    lanes = host_machine().vector_lanes
+    A, B, C = compute(w)
+    s = tt.create_schedule(C)
+    CL = s.cache_write(C, "local")
+    i, j = s[C].axis
+    io, ii = s[C].split(i, factor=cfg["mr"])
+    jo, ji = s[C].split(j, factor=cfg["nr"])
+    outer = [jo, io] if cfg["order"] == "jo_io" else [io, jo]
+    s[C].reorder(*outer, ii, ji)
+    if cfg["parallel"]:
+        s[C].parallel(outer[0])
+    s[C].vectorize(s[C].split(ji, factor=min(lanes, cfg["nr"]))[1])
+    s[CL].compute_at(s[C], outer[1])
+    ci, cj = s[CL].axis
+    (k,) = s[CL].reduce_axis
+    cjo, cji = s[CL].split(cj, factor=lanes)
+    ko, ki = s[CL].split(k, factor=cfg["unroll_k"])
+    s[CL].reorder(ko, ki, ci, cjo, cji)
+    s[CL].unroll(ki)
+    s[CL].unroll(ci)
+    s[CL].unroll(cjo)
+    s[CL].vectorize(cji)
+    return s, [A, B, C]
+
+
+def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense"):
+    s, args = schedule(w, cfg)
+    return tt.build(s, args, name=name)
