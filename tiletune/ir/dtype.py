@@ -6,6 +6,8 @@ two operands disagree, and a Python number adopts the dtype of the expression it
 """
 from __future__ import annotations
 
+import functools
+
 from tiletune.errors import DSLError
 
 SCALARS = ("bool", "int8", "uint8", "int16", "int32", "int64", "float32", "float64")
@@ -17,6 +19,7 @@ _NUMPY = {"bool": "bool", "int8": "int8", "uint8": "uint8", "int16": "int16", "i
           "int64": "int64", "float32": "float32", "float64": "float64"}
 
 
+@functools.cache
 def split_lanes(dtype: str) -> tuple[str, int]:
     """``"float32x16" -> ("float32", 16)``; ``"int8" -> ("int8", 1)``."""
     if "x" in dtype:
@@ -25,14 +28,17 @@ def split_lanes(dtype: str) -> tuple[str, int]:
     return dtype, 1
 
 
+@functools.cache
 def element(dtype: str) -> str:
     return split_lanes(dtype)[0]
 
 
+@functools.cache
 def lanes(dtype: str) -> int:
     return split_lanes(dtype)[1]
 
 
+@functools.cache
 def with_lanes(dtype: str, n: int) -> str:
     base = element(dtype)
     return base if n == 1 else f"{base}x{n}"
@@ -46,27 +52,33 @@ def check(dtype: str) -> str:
     return name
 
 
+@functools.cache
 def is_float(dtype: str) -> bool:
     return element(dtype).startswith("float")
 
 
+@functools.cache
 def is_int(dtype: str) -> bool:
     base = element(dtype)
     return base.startswith("int") or base.startswith("uint")
 
 
+@functools.cache
 def is_signed(dtype: str) -> bool:
     return element(dtype).startswith("int")
 
 
+@functools.cache
 def is_bool(dtype: str) -> bool:
     return element(dtype) == "bool"
 
 
+@functools.cache
 def bits(dtype: str) -> int:
     return _BITS[element(dtype)]
 
 
+@functools.cache
 def nbytes(dtype: str) -> int:
     return max(1, _BITS[element(dtype)] // 8) * lanes(dtype)
 
@@ -75,6 +87,7 @@ def to_numpy(dtype: str) -> str:
     return _NUMPY[element(dtype)]
 
 
+@functools.cache
 def int_range(dtype: str) -> tuple[int, int]:
     b = bits(dtype)
     if is_bool(dtype):

@@ -80,16 +80,28 @@ class Expr(ExprOps):
     dtype: str
 
     def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")
+        d = self.__dict__
+        h = d.get("_hash")
         if h is None:
-            h = hash((type(self).__name__,) + tuple(_hashable(getattr(self, f.name))
-                                                    for f in fields(self)))
+            h = hash((type(self).__name__,) + tuple(_hashable(d[f]) for f in field_names(self)))
             object.__setattr__(self, "_hash", h)
         return h
 
     def __repr__(self) -> str:
         from tiletune.ir.printer import expr_str
         return expr_str(self)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(node: Any) -> tuple[str, ...]:
+    """The dataclass field names of a node's class (cached: ``dataclasses.fields`` is slow)."""
+    cls = type(node)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _hashable(v: Any) -> Any:
@@ -105,7 +117,8 @@ def structural_equal(a: Any, b: Any) -> bool:
             return False
         if hash(a) != hash(b):
             return False
-        return all(structural_equal(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+        da, db = a.__dict__, b.__dict__
+        return all(structural_equal(da[f], db[f]) for f in field_names(a))
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(structural_equal(x, y) for x, y in zip(a, b))
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:

@@ -7,10 +7,10 @@ same object and ``new is old`` tells whether a pass did anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
-from tiletune.ir.expr import Expr, Var
+from tiletune.ir.expr import Expr, Var, field_names
 from tiletune.ir.stmt import Stmt
 
 
@@ -35,12 +35,13 @@ class Rewriter:
         if not isinstance(n, (Expr, Stmt)) or isinstance(n, Var):
             return n
         changes = {}
-        for f in fields(n):
-            v = getattr(n, f.name)
+        d = n.__dict__
+        for f in field_names(n):
+            v = d[f]
             if isinstance(v, (Expr, Stmt, tuple)):
                 nv = self.visit(v)
                 if nv is not v:
-                    changes[f.name] = nv
+                    changes[f] = nv
         if not changes:
             return n
         out = replace(n, **changes)
@@ -70,8 +71,9 @@ class Visitor:
             return
         if not isinstance(n, (Expr, Stmt)):
             return
-        for f in fields(n):
-            v = getattr(n, f.name)
+        d = n.__dict__
+        for f in field_names(n):
+            v = d[f]
             if isinstance(v, (Expr, Stmt, tuple)):
                 self.visit(v)
 

@@ -7,13 +7,14 @@ its ``reg_n x oc_bn`` accumulators live in vector registers, and the unpack to N
     data_pack[n, icc, h, w, icb] = pad(data)[n, icc*ic_bn + icb, h, w]     # root, parallel
     for n, occ, oh in parallel(...):                                        # fused knob
       for owo in range(OW / reg_n):
-        Oc.local[reg_n, oc_bn] = 0
+        acc[reg_n, oc_bn] = 0                                               # registers
         for icc, kh, kw, icb:                                               # kw unrolled knob
           for ow in unrolled(reg_n):
             for ocb in vectorized(oc_bn):                                   # 16-lane pieces
-              Oc[ow, ocb] += data_pack[.., oh*s + kh, (owo*reg_n + ow)*s + kw, icb]
-                             * weight_pack[occ, icc, kh, kw, icb, ocb]
-        output[n, occ*oc_bn + ocb, oh, owo*reg_n + ow] = Oc[ow, ocb]        # unrolled copy
+              acc[ow, ocb] += data_pack[.., oh*s + kh, (owo*reg_n + ow)*s + kw, icb]
+                              * weight_pack[occ, icc, kh, kw, icb, ocb]
+        Oc[n, occ, oh, owo*reg_n + ow, ocb] = acc[ow, ocb]                  # vector stores
+    output[n, k, h, w] = Oc[n, k // oc_bn, h, w, k % oc_bn]                 # unpack, parallel
 
 Knobs: ic_bn, oc_bn (channel blocks), reg_n (output-width register tile), unroll_kw, and
 ``parallel`` (which outer loops are fused and run in parallel). The weight is an input in the
@@ -164,32 +165,40 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None):
     if cfg["ic_bn"] >= 4:
         s[dp].vectorize(cb)
 
-    # output (NCHW): tile width by reg_n and channels by oc_bn; copy the tile out unrolled
-    on, ok, oh, ow = s[out].axis
-    occ, ocb = s[out].split(ok, factor=oc_bn)
-    owo, owi = s[out].split(ow, factor=reg_n)
-    s[out].reorder(on, occ, oh, owo, ocb, owi)
-    par = {"occ": [occ], "n_occ": [on, occ], "n_occ_oh": [on, occ, oh]}.get(cfg["parallel"])
+    # convolution in NCHW[oc_bn]c: width tiled by reg_n; the accumulator tile is a local
+    # cache computed at the width tile, so its reg_n x oc_bn values stay in registers
+    cl = s.cache_write(conv, "local")
+    cn, cocc, coh, cow, cocb = s[conv].axis
+    owo, owi = s[conv].split(cow, factor=reg_n)
+    s[conv].reorder(cn, cocc, coh, owo, owi, cocb)
+    par = {"occ": [cocc], "n_occ": [cn, cocc], "n_occ_oh": [cn, cocc, coh]}.get(cfg["parallel"])
     if par:
         if cfg["parallel"] == "occ":
-            s[out].reorder(occ, on, oh, owo, ocb, owi)
-        s[out].parallel(s[out].fuse(*par) if len(par) > 1 else par[0])
-    s[out].unroll(ocb)
-    s[out].unroll(owi)
-
-    # convolution: the accumulator tile computed at the width tile
-    s[conv].compute_at(s[out], owo)
-    cn, cocc, coh, cow, cocb = s[conv].axis
-    ricc, rkh, rkw, ricb = s[conv].reduce_axis
-    vo, vi = s[conv].split(cocb, factor=min(lanes, oc_bn))
+            s[conv].reorder(cocc, cn, coh, owo, owi, cocb)
+        s[conv].parallel(s[conv].fuse(*par) if len(par) > 1 else par[0])
+    s[conv].unroll(owi)
+    bo, bi = s[conv].split(cocb, factor=min(lanes, oc_bn))
+    s[conv].unroll(bo)
+    s[conv].vectorize(bi)
+    s[cl].compute_at(s[conv], owo)
+    ln, locc, loh, low, locb = s[cl].axis
+    ricc, rkh, rkw, ricb = s[cl].reduce_axis
+    vo, vi = s[cl].split(locb, factor=min(lanes, oc_bn))
     if cfg["unroll_kw"]:
-        s[conv].reorder(cn, cocc, coh, ricc, rkh, ricb, rkw, cow, vo, vi)
-        s[conv].unroll(rkw)
+        s[cl].reorder(ln, locc, loh, ricc, rkh, ricb, rkw, low, vo, vi)
+        s[cl].unroll(rkw)
     else:
-        s[conv].reorder(cn, cocc, coh, ricc, rkh, rkw, ricb, cow, vo, vi)
-    s[conv].unroll(cow)
-    s[conv].unroll(vo)
-    s[conv].vectorize(vi)
+        s[cl].reorder(ln, locc, loh, ricc, rkh, rkw, ricb, low, vo, vi)
+    s[cl].unroll(low)
+    s[cl].unroll(vo)
+    s[cl].vectorize(vi)
+
+    # unpack to NCHW: a root stage, width vectorized (a strided gather from the blocked layout)
+    on, ok, oh, ow = s[out].axis
+    if cfg["parallel"] != "none":
+        s[out].parallel(s[out].fuse(on, ok))
+    if w.OW >= 4:
+        s[out].vectorize(s[out].split(ow, factor=min(lanes, w.OW))[1])
     return s, [data, weight, out]
 
 
