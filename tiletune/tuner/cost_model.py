@@ -60,7 +60,7 @@ def make_cost_model(kind: str = "xgb", *, seed: int = 0, **kwargs: Any) -> CostM
     """Build a cost model by name.
 
     ``"xgb"`` (rank loss), ``"xgb-rank"``, ``"xgb-reg"``: :class:`XGBoostCostModel`, or the
-    NumPy model with a warning when xgboost cannot be imported. ``"numpy"``:
+    NumPy model (default options) with a warning when xgboost cannot be imported. ``"numpy"``:
     :class:`NumpyCostModel`.
     """
     if kind in ("xgb", "xgb-rank", "xgb-reg"):
@@ -72,7 +72,7 @@ def make_cost_model(kind: str = "xgb", *, seed: int = 0, **kwargs: Any) -> CostM
             return XGBoostCostModel(seed=seed, **kwargs)
         warnings.warn("xgboost is not importable; using the NumPy cost model instead",
                       stacklevel=2)
-        kwargs.pop("objective", None)
+        kwargs = {}  # the options were XGBoost's
         kind = "numpy"
     if kind == "numpy":
         from .numpy_model import NumpyCostModel

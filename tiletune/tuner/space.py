@@ -125,10 +125,13 @@ class ConfigSpace:
         self._num_valid: int | None = None
         self._valid_cache: dict[int, bool] = {}
         self._strides: np.ndarray | None = None
+        self._size: int | None = None
 
     # -- size and index maths -------------------------------------------------------------
     def __len__(self) -> int:
-        return math.prod(len(k) for k in self.knobs.values())
+        if self._size is None:
+            self._size = math.prod(len(k) for k in self.knobs.values())
+        return self._size
 
     def point_to_digits(self, index: int) -> list[int]:
         """Per-knob entity positions of ``index`` (AutoTVM's point2knob)."""
