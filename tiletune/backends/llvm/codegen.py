@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import llvmlite.binding as llvm
+
+from tiletune.backends.llvm import target
 from tiletune.backends.llvm.emit import (
     FunctionText,
     ModuleText,
@@ -59,10 +62,17 @@ class KernelContext:
         return f"{self.symbol}__num_threads"
 
 
+_RESERVED = {"main", "GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads",
+             "clock_gettime", "aligned_alloc", "free"}
+
+
 def symbol_name(name: str) -> str:
-    """A C identifier for a kernel name."""
+    """A C identifier for a kernel name, prefixed with ``tt_`` when it would clash with a
+    symbol of the process (a kernel called ``exp`` would otherwise be called by ``exp()``)."""
     s = _NAME_RE.sub("_", name) or "kernel"
-    return "k_" + s if s[0].isdigit() else s
+    if s[0].isdigit() or s in _RESERVED or llvm.address_of_symbol(s) is not None:
+        s = "tt_" + s
+    return s
 
 
 def value_name(name: str) -> str:
@@ -95,17 +105,17 @@ class StmtGen(ExprGen):
     # ------------------------------------------------------------------ loops
 
     def _for(self, s: For) -> None:
-        if s.kind == "parallel" and not self.in_parallel:
+        ce, cl = const_value(s.extent), const_value(s.lo)
+        if s.kind == "parallel" and not self.in_parallel and not (isinstance(ce, int) and ce < 2):
             from tiletune.backends.llvm.parallel import emit_parallel, gomp_available
             if gomp_available():
                 emit_parallel(self, s)
                 return
-        ce, cl = const_value(s.extent), const_value(s.lo)
         if isinstance(ce, int) and ce <= 0:
             return
         lo = self.index(s.lo)
         if ce == 1:
-            self.vars[s.var.uid] = lo
+            self.vars[s.var.uid] = self._loop_value(s.var, lo)
             self.stmt(s.body)
             del self.vars[s.var.uid]
             return
@@ -114,6 +124,14 @@ class StmtGen(ExprGen):
         else:
             end = self.fn.op(f"add i64 {lo}, {self.index(s.extent)}")
         self.loop(s.var, lo, end, s.body, maybe_empty=not isinstance(ce, int))
+
+    def _loop_value(self, var: Var, i64: str) -> str:
+        """The i64 counter ``i64`` as a value of ``var``'s dtype."""
+        if var.dtype == "int64":
+            return i64
+        if dt.is_int(var.dtype) and dt.lanes(var.dtype) == 1:
+            return self.fn.op(f"trunc i64 {i64} to {mem_elem(var.dtype)}")
+        raise BuildError(f"loop variable {var.name} has dtype {var.dtype}; it must be an int")
 
     def loop(self, var: Var, start: str, end: str, body: Stmt, maybe_empty: bool) -> None:
         """``for var in [start, end)``, rotated (body first, test at the bottom)."""
@@ -129,7 +147,7 @@ class StmtGen(ExprGen):
         i = fn.fresh(value_name(var.name) + ".")
         slot = len(fn.body)
         fn.body.append("")
-        self.vars[var.uid] = i
+        self.vars[var.uid] = self._loop_value(var, i)
         self.stmt(body)
         del self.vars[var.uid]
         nxt = fn.op(f"add nsw i64 {i}, 1")
@@ -158,7 +176,7 @@ class StmtGen(ExprGen):
             return
         vt, mt = vec(el, n), f"<{n} x i1>"
         mask = self.expr(s.pred) if s.pred is not None else None
-        ramp = split_ramp(index)
+        ramp = (index, 1) if dt.lanes(index.dtype) == 1 else split_ramp(index)
         if ramp is not None and ramp[1] == 1:
             p = self.gep(buf, self.index(ramp[0]))
             if mask is None:
@@ -249,6 +267,7 @@ def generate(func: PrimFunc) -> KernelIR:
     for b in params:
         if not isinstance(b, Buffer):
             raise BuildError(f"parameter {b!r} of {func.name} is not a Buffer")
+    target.init()
     ctx = KernelContext(symbol_name(func.name))
     names = [f"%{value_name(b.name)}.arg{i}" for i, b in enumerate(params)]
     fn = FunctionText()

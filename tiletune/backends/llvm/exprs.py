@@ -368,7 +368,7 @@ class ExprGen:
             return self.from_mem(fn.op(f"load {el}, ptr {p}, align {align}"), e.dtype)
         vt = vec(el, n)
         mask = self.expr(e.pred) if e.pred is not None else None
-        ramp = split_ramp(index)
+        ramp = (index, 1) if dt.lanes(index.dtype) == 1 else split_ramp(index)
         if ramp is not None and ramp[1] == 1:
             p = self.gep(buf, self.index(ramp[0]))
             if mask is None:

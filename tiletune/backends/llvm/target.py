@@ -5,6 +5,7 @@ printer must be initialised, and the host CPU must be named or LLVM emits SSE2 c
 """
 from __future__ import annotations
 
+import ctypes.util
 import functools
 
 import llvmlite.binding as llvm
@@ -12,9 +13,18 @@ import llvmlite.binding as llvm
 
 @functools.cache
 def init() -> None:
-    """Initialise LLVM's native target and assembly printer (once)."""
+    """Initialise LLVM's native target and assembly printer; make libc and libm visible to
+    the JIT (math intrinsics become libm calls: an unresolved one would segfault)."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    for lib in ("c", "m"):
+        path = ctypes.util.find_library(lib)
+        for name in (path, f"lib{lib}.so.6"):
+            try:
+                llvm.load_library_permanently(name)
+                break
+            except (RuntimeError, TypeError):
+                continue
 
 
 @functools.cache
