@@ -1,0 +1,163 @@
+"""ResNet-18 conv layers (batch 1, fp32, NCHW in and out): tiletune vs NumPy, PyTorch, ONNX
+Runtime and the FMA peak, on 1 and 2 threads.
+
+    python benchmarks/conv2d_resnet18.py [--threads 1 2] [--layers 1-12] [--sweep 24]
+                                         [--records tuned.jsonl]
+
+tiletune rows: the heuristic default config (no search) and the best config of the tuner's
+records (``--records``) or, without records, of a seeded sweep over the template's space.
+All ratios are measured within one run. Writes ``benchmarks/results/conv2d_resnet18.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np  # noqa: E402
+
+from benchmarks import common  # noqa: E402  (unsets OPENBLAS_CORETYPE before numpy)
+from tiletune.schedules import conv2d  # noqa: E402
+
+LAYERS = [(3, 224, 224, 64, 7, 7, 2, 3), (64, 56, 56, 64, 3, 3, 1, 1),
+          (64, 56, 56, 64, 1, 1, 1, 0), (64, 56, 56, 128, 3, 3, 2, 1),
+          (64, 56, 56, 128, 1, 1, 2, 0), (128, 28, 28, 128, 3, 3, 1, 1),
+          (128, 28, 28, 256, 3, 3, 2, 1), (128, 28, 28, 256, 1, 1, 2, 0),
+          (256, 14, 14, 256, 3, 3, 1, 1), (256, 14, 14, 512, 3, 3, 2, 1),
+          (256, 14, 14, 512, 1, 1, 2, 0), (512, 7, 7, 512, 3, 3, 1, 1)]
+
+
+def workload(layer) -> conv2d.Conv2dWorkload:
+    C, H, W, K, R, S, stride, pad = layer
+    return conv2d.Conv2dWorkload(1, C, H, W, K, R, S, stride, pad)
+
+
+def sweep_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> list[dict]:
+    """The default plus ``n`` seeded valid configs, biased to full-width register tiles."""
+    import itertools
+    sp = space_list = conv2d.space(w)
+    keys = list(sp)
+    rng = np.random.default_rng(seed)
+    allc = [dict(zip(keys, vals)) for vals in itertools.product(*space_list.values())]
+    allc = [c for c in allc if conv2d.is_valid(w, c) and c["parallel"] == "n_occ_oh"]
+    lanes = 16
+    good = [c for c in allc if c["oc_bn"] % lanes == 0 and c["reg_n"] >= 4]
+    pool = good or allc
+    picks = [pool[i] for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+    return [conv2d.default_config(w)] + picks
+
+
+def time_config(w, cfg, data, weight, threads: int, number: int = 5) -> float:
+    f = conv2d.build(w, cfg)
+    f.set_num_threads(threads)
+    out = np.empty((w.N, w.K, w.OH, w.OW), "float32")
+    wp = conv2d.pack_weight(weight, cfg)
+    f(data, wp, out)
+    ref = conv2d.reference(data, weight, w.stride, w.pad)
+    err = np.abs(out - ref).max() / (np.abs(ref).max() + 1e-9)
+    if err > 1e-4:
+        raise AssertionError(f"{w.key()} {cfg}: wrong result (rel err {err:.2e})")
+    return f.time_evaluator(number=number, repeat=5)(data, wp, out).min
+
+
+def best_from_records(path: str, w) -> dict | None:
+    from tiletune.tuner.records import best_records, load_records
+    recs, _ = load_records(path)
+    for key, rec in best_records(recs).items():
+        if key.startswith("conv2d_nchwc") and w.key() in rec.get("workload_key", key) or \
+                _args_match(key, w):
+            return dict(rec["config"])
+    return None
+
+
+def _args_match(key: str, w) -> bool:
+    wanted = f"({w.N},{w.C},{w.H},{w.W},{w.K},{w.R},{w.S},{w.stride},{w.pad}"
+    return key.replace(" ", "").startswith("conv2d_nchwc" + wanted)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--layers", default="1-12", help="e.g. 1-12 or 2,6,9")
+    p.add_argument("--sweep", type=int, default=16, help="configs per layer in the sweep")
+    p.add_argument("--records", help="tuning records: use their best config per layer")
+    args = p.parse_args()
+    sel = _parse_layers(args.layers)
+    peak = common.fma_peak_gflops()
+    print(f"measured FMA peak, one core: {peak:.1f} GFLOP/s")
+    rows, results = [], []
+    rng = np.random.default_rng(0)
+    for li in sel:
+        w = workload(LAYERS[li - 1])
+        data = rng.standard_normal((1, w.C, w.H, w.W)).astype("float32")
+        weight = rng.standard_normal((w.K, w.C, w.R, w.S)).astype("float32")
+        gf = lambda t: w.flop / t / 1e9  # noqa: E731
+        tuned = best_from_records(args.records, w) if args.records else None
+        candidates = [tuned] if tuned else sweep_configs(w, args.sweep, seed=li)
+        best_cfg, best_t = None, float("inf")
+        for cfg in candidates:
+            t = time_config(w, cfg, data, weight, 1)
+            if t < best_t:
+                best_cfg, best_t = cfg, t
+        for threads in args.threads:
+            t_def = time_config(w, conv2d.default_config(w), data, weight, threads)
+            t_best = min(time_config(w, best_cfg, data, weight, threads), t_def)
+            with common.numpy_threads(threads):
+                t_np = common.best_time(lambda: common.im2col_conv(data, weight, w.stride,
+                                                                   w.pad))
+            make_t, make_o = common.torch_conv(threads), common.ort_conv(threads)
+            t_torch = common.best_time(make_t(data, weight, w.stride, w.pad)) if make_t \
+                else float("nan")
+            t_ort = common.best_time(make_o(data, weight, w.stride, w.pad)) if make_o \
+                else float("nan")
+            rec = {"layer": li, "shape": LAYERS[li - 1], "threads": threads,
+                   "gflops": {"default": gf(t_def), "best": gf(t_best), "numpy": gf(t_np),
+                              "torch": gf(t_torch), "onnxruntime": gf(t_ort)},
+                   "peak": peak * threads, "best_config": best_cfg,
+                   "source": "records" if tuned else f"sweep of {len(candidates)}"}
+            results.append(rec)
+            g = rec["gflops"]
+            rows.append([li, threads, g["default"], g["best"], g["numpy"], g["torch"],
+                         g["onnxruntime"], g["best"] / g["onnxruntime"],
+                         g["best"] / g["torch"], 100 * g["best"] / (peak * threads),
+                         g["default"] / g["onnxruntime"]])
+            print(f"layer {li} x{threads}: best {g['best']:.1f} default {g['default']:.1f} "
+                  f"ort {g['onnxruntime']:.1f} torch {g['torch']:.1f} GFLOP/s", flush=True)
+    common.print_table(
+        "ResNet-18 conv2d (GFLOP/s)",
+        ["layer", "thr", "tt default", "tt best", "numpy", "torch", "ort", "best/ort",
+         "best/torch", "% peak", "default/ort"], rows)
+    summary = {}
+    for threads in args.threads:
+        sel_r = [r for r in results if r["threads"] == threads]
+        summary[threads] = {
+            "geomean_best_over_ort": common.geomean(
+                [r["gflops"]["best"] / r["gflops"]["onnxruntime"] for r in sel_r]),
+            "geomean_default_over_ort": common.geomean(
+                [r["gflops"]["default"] / r["gflops"]["onnxruntime"] for r in sel_r]),
+            "min_best_over_torch": min(r["gflops"]["best"] / r["gflops"]["torch"]
+                                       for r in sel_r),
+            "min_peak_fraction_3x3": min(
+                [r["gflops"]["best"] / r["peak"] for r in sel_r if r["shape"][4] == 3] or
+                [float("nan")]),
+        }
+        print(f"{threads} thread(s): " + ", ".join(f"{k} {v:.3f}"
+                                                  for k, v in summary[threads].items()))
+    common.write_json("conv2d_resnet18.json", {"peak_gflops": peak, "layers": results,
+                                               "summary": summary})
+
+
+def _parse_layers(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+if __name__ == "__main__":
+    main()
