@@ -8,6 +8,7 @@ feature row (for the cost model).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -133,8 +134,6 @@ def axis_extent(x: Any) -> int:
 
 def _json_key(value: Any) -> str:
     """A hashable canonical form of a JSON value (tuples and lists compare equal)."""
-    import json
-
     def norm(v: Any) -> Any:
         if isinstance(v, list | tuple):
             return [norm(x) for x in v]

@@ -61,15 +61,15 @@ class NumpyCostModel(CostModel):
         for scale in self.bandwidths:
             W = G / (scale * median)
             P = self._phi(Z, W, b)
-            U, s, Vt = np.linalg.svd(P, full_matrices=False)
-            Uty = U.T @ y
+            lam, V = np.linalg.eigh(P.T @ P)  # ridge path from one eigendecomposition
+            lam = np.clip(lam, 0.0, None)
+            Vty = V.T @ (P.T @ y)
             for alpha in self.alphas:
-                shrink = s**2 / (s**2 + alpha)
-                resid = y - U @ (shrink * Uty)
-                dof = len(y) - shrink.sum()
+                coef = V @ (Vty / (lam + alpha))
+                resid = y - P @ coef
+                dof = len(y) - float(np.sum(lam / (lam + alpha)))
                 gcv = len(y) * float(resid @ resid) / max(dof, 1e-3) ** 2
                 if gcv < best[0]:
-                    coef = Vt.T @ (s / (s**2 + alpha) * Uty)
                     best = (gcv, (W, coef))
         assert best[1] is not None
         self._W, self._coef = best[1]
@@ -80,5 +80,6 @@ class NumpyCostModel(CostModel):
         X, _ = self._check(X)
         if self._coef is None:
             return np.zeros(len(X))
-        Z = (X - self._mu) / self._sd
-        return self._phi(Z, self._W, self._b) @ self._coef
+        with _one_blas_thread():
+            Z = (X - self._mu) / self._sd
+            return self._phi(Z, self._W, self._b) @ self._coef

@@ -99,7 +99,7 @@ class RecordWriter:
 
     def write_records(self, records: Iterable[Record]) -> None:
         """Append ready-made records (a single write, then flush and fsync)."""
-        text = "".join(json.dumps(r, separators=(", ", ": ")) + "\n" for r in records)
+        text = "".join(json.dumps(r) + "\n" for r in records)
         if not text:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

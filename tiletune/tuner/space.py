@@ -8,6 +8,21 @@ chosen entity.
 
 A config's index is a mixed-radix number, the first-defined knob the least significant
 digit (AutoTVM's encoding): ``index = d0 + len(k0) * (d1 + len(k1) * (d2 + ...))``.
+
+Example::
+
+    def matmul_template(cfg, s, C):
+        i, j = s[C].axis
+        cfg.define_split("tile_i", i, num_outputs=2)
+        cfg.define_knob("unroll", [True, False])
+        cfg.add_constraint(lambda c: c["tile_i"].size[-1] <= 64, "inner tile <= 64")
+        io, ii = cfg["tile_i"].apply(s[C], i)
+        if cfg["unroll"].val:
+            s[C].unroll(ii)
+
+    space = ConfigSpace.collect(matmul_template, s, C)   # collect mode
+    cfg = space.get(space.sample(1, seed)[0])             # a ConfigEntity
+    matmul_template(cfg, fresh_s, fresh_C)                # apply mode
 """
 
 from __future__ import annotations

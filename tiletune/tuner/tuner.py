@@ -106,8 +106,7 @@ class Tuner:
             fresh = [i for i in resume_from if int(i) not in self.visited]
             self.update(fresh, [resume_from[i] for i in fresh], flop)
         n_done = len(self.visited)
-        best_at = n_done if self.best_index is not None else 0
-        best_cost = self.best_cost
+        best_at, best_cost = n_done, self.best_cost  # early stopping counts from here
         failures_in_row = 0
         n_failed = sum(1 for r in self.results if not r.ok)
         reason = f"trial budget of {n_trial} reached"
@@ -127,15 +126,12 @@ class Tuner:
                 raise TuningError(f"measure returned {len(results)} results for a batch of "
                                   f"{len(batch)} configs")
             self.update(batch, results, flop)
-            n_done += len(batch)
-            n_failed += sum(1 for r in results if not r.ok)
-            if self.best_cost < best_cost:
-                best_cost = self.best_cost
-                best_at = n_done - len(batch) + 1 + next(
-                    k for k, (i, r) in enumerate(zip(batch, results))
-                    if i == self.best_index and r.ok)
             for res in results:
+                n_done += 1
                 failures_in_row = 0 if res.ok else failures_in_row + 1
+                n_failed += not res.ok
+                if res.ok and res.mean < best_cost:
+                    best_at, best_cost = n_done, res.mean
             for cb in callbacks:
                 cb(self, batch, results)
             if failures_in_row >= max_consecutive_failures:
