@@ -28,7 +28,6 @@ CPU: list[tuple[str, Pass]] = [
     ("guard_select_loads", guard_select_loads),
     ("lower_spatial", lower_spatial),
     ("unroll", unroll),
-    ("simplify_unrolled", simplify_func),
     ("vectorize", vectorize),
     ("simplify_vectors", simplify_func),
 ]
