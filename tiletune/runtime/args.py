@@ -26,6 +26,7 @@ class ArgChecker:
         self._nbytes = [s.nbytes for s in self.specs]
         self._outputs = [i for i, s in enumerate(self.specs) if s.output and s.nbytes > 0]
         self._cache: list[tuple[Any, int] | None] = [None] * len(self.specs)
+        self._fast = [(d, s.shape, s.output) for d, s in zip(self._dtypes, self.specs)]
 
     def _where(self, i: int) -> str:
         return f"{self.kernel}: argument {i} ({self.specs[i].name})"
@@ -40,27 +41,12 @@ class ArgChecker:
                                 f"({self.signature()}), got {len(args)}")
         addrs: list[int] = []
         cache = self._cache
-        for i, a in enumerate(args):
-            spec = self.specs[i]
-            if not isinstance(a, np.ndarray):
-                raise ArgumentError(f"{self._where(i)}: expected a numpy.ndarray "
-                                    f"({spec.describe()}), got {type(a).__name__}")
-            if a.dtype != self._dtypes[i]:
-                raise ArgumentError(f"{self._where(i)}: expected dtype {spec.dtype}, got "
-                                    f"{a.dtype} (shape {a.shape})")
-            if a.shape != spec.shape:
-                raise ArgumentError(f"{self._where(i)}: expected shape {spec.shape}, got "
-                                    f"{a.shape} ({a.dtype})")
+        for i, (a, (dtype, shape, out)) in enumerate(zip(args, self._fast)):
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
+                self._diagnose(i, a)
             fl = a.flags
-            if not fl.c_contiguous:
-                raise ArgumentError(f"{self._where(i)}: expected a C-contiguous array, got strides"
-                                    f" {a.strides} (C order would be {_c_strides(a)}); use "
-                                    "np.ascontiguousarray")
-            if not fl.aligned:
-                raise ArgumentError(f"{self._where(i)}: the array data is not aligned to its "
-                                    f"{a.dtype} element size")
-            if spec.output and not fl.writeable:
-                raise ArgumentError(f"{self._where(i)}: is an output but the array is read-only")
+            if not (fl.carray if out else fl.c_contiguous and fl.aligned):
+                self._diagnose(i, a)
             hit = cache[i]
             if hit is not None and hit[0]() is a:
                 addrs.append(hit[1])
@@ -71,6 +57,29 @@ class ArgChecker:
         if self._outputs:
             self._check_overlap(addrs)
         return addrs
+
+    def _diagnose(self, i: int, a: Any) -> None:
+        """Raise the ArgumentError explaining why ``a`` does not fit argument ``i``."""
+        spec = self.specs[i]
+        if not isinstance(a, np.ndarray):
+            raise ArgumentError(f"{self._where(i)}: expected a numpy.ndarray "
+                                f"({spec.describe()}), got {type(a).__name__}")
+        if a.dtype != self._dtypes[i]:
+            raise ArgumentError(f"{self._where(i)}: expected dtype {spec.dtype}, got "
+                                f"{a.dtype} (shape {a.shape})")
+        if a.shape != spec.shape:
+            raise ArgumentError(f"{self._where(i)}: expected shape {spec.shape}, got "
+                                f"{a.shape} ({a.dtype})")
+        if not a.flags.c_contiguous:
+            raise ArgumentError(f"{self._where(i)}: expected a C-contiguous array, got strides"
+                                f" {a.strides} (C order would be {_c_strides(a)}); use "
+                                "np.ascontiguousarray")
+        if not a.flags.aligned:
+            raise ArgumentError(f"{self._where(i)}: the array data is not aligned to its "
+                                f"{a.dtype} element size")
+        if spec.output and not a.flags.writeable:
+            raise ArgumentError(f"{self._where(i)}: is an output but the array is read-only")
+        raise ArgumentError(f"{self._where(i)}: unusable array")  # not reached
 
     def _check_overlap(self, addrs: list[int]) -> None:
         nb = self._nbytes
