@@ -479,3 +479,21 @@ def test_opt_levels(levels):
     a, b, o = data("float32", 1024), data("float32", 1024), np.zeros(1024, np.float32)
     m(a, b, o)
     np.testing.assert_allclose(o, a + b)
+
+
+def test_vector_exp_uses_simd_math_library(tmp_path):
+    f = elementwise("vexp", ["float32"], "float32",
+                    lambda v: Call("exp", (v,), "float32x16"), 64, 16)
+    kernel = generate(f)
+    if "mvec" not in kernel.libs:
+        pytest.skip("glibc libmvec is not available")
+    assert "_ZGVeN16v_expf" in kernel.text
+    x, out = data("float32", 64, -5, 5), np.zeros(64, np.float32)
+    m = build(f)
+    m(x, out)
+    np.testing.assert_allclose(out, np.exp(x), rtol=2e-6)
+    m.export_library(tmp_path / "vexp.so")
+    from tiletune.runtime import load_module
+    out[:] = 0
+    load_module(tmp_path / "vexp.so")(x, out)
+    np.testing.assert_allclose(out, np.exp(x), rtol=2e-6)

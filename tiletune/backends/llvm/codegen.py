@@ -45,7 +45,11 @@ class KernelIR:
     symbol: str
     time_symbol: str
     threads_symbol: str
-    parallel: bool  # calls libgomp
+    libs: tuple[str, ...] = ()  # native libraries it calls: "gomp", "mvec"
+
+    @property
+    def parallel(self) -> bool:
+        return "gomp" in self.libs
 
 
 @dataclass
@@ -280,7 +284,10 @@ def generate(func: PrimFunc) -> KernelIR:
     ctx.mod.globals.append(f"attributes #0 = {{ {_KERNEL_ATTRS} }}")
     ctx.mod.functions.insert(0, fn.define(header + " #0"))
     ctx.mod.functions.append(_timer(ctx, len(params)))
-    return KernelIR(ctx.mod.text(), sym, f"{sym}__time", ctx.threads_symbol, ctx.uses_gomp)
+    if ctx.uses_gomp:
+        ctx.mod.libs.add("gomp")
+    return KernelIR(ctx.mod.text(), sym, f"{sym}__time", ctx.threads_symbol,
+                    tuple(sorted(ctx.mod.libs)))
 
 
 def _timer(ctx: KernelContext, nargs: int) -> str:

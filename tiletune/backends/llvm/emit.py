@@ -103,6 +103,7 @@ class ModuleText:
         self.decls: dict[str, str] = {}
         self.globals: list[str] = []
         self.functions: list[str] = []
+        self.libs: set[str] = set()  # native libraries to link: "gomp", "mvec"
 
     def declare(self, name: str, line: str) -> str:
         """Register ``declare ...`` for ``@name`` once; returns ``@name``."""

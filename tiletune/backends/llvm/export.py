@@ -1,6 +1,6 @@
 """Ahead-of-time output: assembly, PIC objects and shared libraries with embedded metadata.
 
-A ``.so`` is the PIC object linked by ``cc -shared`` (``-lgomp`` when it has parallel loops);
+A ``.so`` is the PIC object linked by ``cc -shared`` (with ``-lgomp`` / ``-lmvec`` when used);
 its metadata (arguments, entry points, loop nest, LLVM IR, assembly) is a JSON string in the
 global ``__tiletune_metadata`` that ``tiletune.runtime.load_module`` reads back with ctypes.
 """
@@ -44,7 +44,7 @@ def find_cc() -> str:
                      "export a .o instead")
 
 
-def link_shared(obj: bytes, path: str, gomp: bool) -> None:
+def link_shared(obj: bytes, path: str, libs: tuple[str, ...] = ()) -> None:
     """``cc -shared`` the object into ``path`` (written atomically: loaded copies stay valid)."""
     out_dir = os.path.dirname(os.path.abspath(path))
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +53,7 @@ def link_shared(obj: bytes, path: str, gomp: bool) -> None:
             f.write(obj)
         fd, tmp_so = tempfile.mkstemp(suffix=".so", dir=out_dir)
         os.close(fd)
-        cmd = [find_cc(), "-shared", "-o", tmp_so, o] + (["-lgomp"] if gomp else []) + ["-lm"]
+        cmd = [find_cc(), "-shared", "-o", tmp_so, o] + [f"-l{lib}" for lib in libs] + ["-lm"]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             os.unlink(tmp_so)
@@ -79,7 +79,7 @@ def export(path: str, kernel: KernelIR, info: KernelInfo, opt_level: int, codege
         with open(path, "wb") as f:
             f.write(obj)
         return
-    link_shared(obj, path, kernel.parallel)
+    link_shared(obj, path, kernel.libs)
 
 
 def _write(path: str, text: str) -> None:

@@ -20,6 +20,7 @@ from tiletune.backends.llvm.emit import (
     vec,
     vector_lit,
 )
+from tiletune.backends.llvm.target import libmvec_isas
 from tiletune.errors import BuildError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import (
@@ -44,6 +45,8 @@ _FCMP = {"lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge", "eq": "oeq", "ne": 
 _ICMP_S = {"lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge", "eq": "eq", "ne": "ne"}
 _ICMP_U = {"lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge", "eq": "eq", "ne": "ne"}
 _MATH = ("exp", "log", "sqrt", "tanh")
+_MVEC_ISA = {("float32", 4): "b", ("float32", 8): "d", ("float32", 16): "e",
+             ("float64", 2): "b", ("float64", 4): "d", ("float64", 8): "e"}
 
 
 def _bool_t(dtype: str) -> str:
@@ -311,7 +314,7 @@ class ExprGen:
         if name in _MATH:
             if not dt.is_float(e.dtype):
                 raise BuildError(f"{name} needs a float argument, got {e.dtype}")
-            f = self.mod.intrinsic(name, t, [t], [t])
+            f = self._vector_math(name, e.dtype, t) or self.mod.intrinsic(name, t, [t], [t])
             return self.fn.op(f"call {t} {f}({t} {args[0]})")
         if name == "abs":
             if dt.is_float(e.dtype):
@@ -329,6 +332,17 @@ class ExprGen:
             return self.fn.op(f"add {t} {m}, {args[2]}")
         raise BuildError(f"unknown intrinsic call {name}; supported: exp log sqrt tanh abs "
                          "fmuladd")
+
+    def _vector_math(self, name: str, dtype: str, t: str) -> str | None:
+        """glibc libmvec's SIMD exp/log/tanh for a vector type (LLVM would otherwise call the
+        scalar libm function once per lane)."""
+        base, n = dt.split_lanes(dtype)
+        isa = _MVEC_ISA.get((base, n))
+        if name == "sqrt" or isa is None or isa not in libmvec_isas():
+            return None
+        sym = f"_ZGV{isa}N{n}v_{name}{'f' if base == 'float32' else ''}"
+        self.mod.libs.add("mvec")
+        return self.mod.declare(sym, f"declare {t} @{sym}({t}) nounwind readnone")
 
     # ------------------------------------------------------------------ memory
 

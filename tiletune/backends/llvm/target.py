@@ -55,5 +55,20 @@ def target_machine(opt_level: int = 3, *, jit: bool = True) -> llvm.TargetMachin
     return create_target_machine(opt_level, jit=jit)
 
 
+@functools.cache
+def libmvec_isas() -> str:
+    """glibc's vector math ISA letters usable here ("b" SSE, "d" AVX2, "e" AVX-512), or ""
+    when libmvec cannot be loaded into the process."""
+    init()
+    try:
+        llvm.load_library_permanently(ctypes.util.find_library("mvec") or "libmvec.so.1")
+    except (RuntimeError, TypeError):
+        return ""
+    if llvm.address_of_symbol("_ZGVbN4v_expf") is None:
+        return ""
+    features = host()[2]
+    return "b" + ("d" if "+avx2" in features else "") + ("e" if "+avx512f" in features else "")
+
+
 def data_layout() -> str:
     return str(target_machine().target_data)
