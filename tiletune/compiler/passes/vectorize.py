@@ -27,7 +27,7 @@ from tiletune.ir.expr import (
     Var,
     structural_equal,
 )
-from tiletune.ir.functor import Rewriter, collect, uses_var
+from tiletune.ir.functor import Rewriter, Visitor, uses_var
 from tiletune.ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store, seq
 
 
@@ -169,12 +169,30 @@ class _VecStmt(Rewriter):
         return seq(*[self.visit(x) for x in s.stmts])
 
 
+class _Accesses(Visitor):
+    """Every Store and Load under a statement, in one walk."""
+
+    def __init__(self) -> None:
+        self.stores: list[Store] = []
+        self.loads: list[Load] = []
+
+    def visit_Store(self, s: Store) -> None:
+        self.stores.append(s)
+        self.generic(s)
+
+    def visit_Load(self, e: Load) -> None:
+        self.loads.append(e)
+        self.generic(e)
+
+
 def _has_lane_hazard(loop: For) -> bool:
     """A buffer written in the loop and read at a different index: lanes would interact."""
-    stores = collect(loop.body, lambda n: isinstance(n, Store))
-    loads = collect(loop.body, lambda n: isinstance(n, Load))
-    for st in stores:
-        for ld in loads:
+    acc = _Accesses()
+    acc.visit(loop.body)
+    written = {id(st.buffer) for st in acc.stores}
+    reads = [ld for ld in acc.loads if id(ld.buffer) in written]
+    for st in acc.stores:
+        for ld in reads:
             if ld.buffer is st.buffer and not structural_equal(ld.indices, st.indices):
                 if uses_var(ld.indices, loop.var) or uses_var(st.indices, loop.var):
                     return True
