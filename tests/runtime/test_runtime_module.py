@@ -1,7 +1,10 @@
 """runtime.Module: argument checks, timing, threads, lifetime (kernels built by hand)."""
 from __future__ import annotations
 
+import os
+import signal
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -200,3 +203,34 @@ def test_call_overhead_is_small(mod):
 
 def test_module_is_the_runtime_class(mod):
     assert isinstance(mod, Module)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_parallel_kernel_in_forked_child_runs_serially():
+    m = build(axpy(shape=(64, 8), parallel=True))
+    m.set_num_threads(2)
+    a, b, c = arrays((64, 8))
+    m(a, b, c)  # starts libgomp's pool in this process
+    pid = os.fork()
+    if pid == 0:  # child: libgomp's pool is gone; a parallel region would hang
+        code = 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m(a, b, c)
+                m2 = build(axpy(shape=(64, 8), parallel=True))
+                m2.set_num_threads(2)
+                m2(a, b, c)
+                code = 0 if m2.num_threads == 1 and np.allclose(c, a * a + b) else 2
+        finally:
+            os._exit(code)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung in a parallel region")

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from tiletune.errors import TileTuneError
+from tiletune.runtime import threads
 from tiletune.runtime.args import ArgChecker
 from tiletune.runtime.code import LoadedCode
 from tiletune.runtime.info import ArgSpec, KernelInfo
-from tiletune.runtime.threads import default_num_threads
 from tiletune.runtime.timing import TimingResult, measure
 
 
@@ -49,7 +49,8 @@ class Module:
         self._threads_addr = code.address(info.threads_symbol) if info.threads_symbol else None
         self._checker = ArgChecker(info.name, info.args)
         self._num_threads = 1
-        self.set_num_threads(default_num_threads())
+        self._write_threads(threads.default_num_threads())
+        threads.register(self)
 
     # ------------------------------------------------------------------ description
 
@@ -109,9 +110,17 @@ class Module:
         """Threads per parallel region (1: parallel loops run in the calling thread)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"set_num_threads needs an int >= 1, got {n!r}")
+        self._write_threads(threads.fork_limit(n) if self.info.parallel else n)
+
+    def _write_threads(self, n: int) -> None:
         self._num_threads = n
         if self._threads_addr is not None and self._code is not None:
             ctypes.c_int32.from_address(self._threads_addr).value = n
+
+    def _force_serial(self) -> None:
+        """After fork (see ``runtime.threads``): parallel loops run in the calling thread."""
+        if self.info.parallel:
+            self._write_threads(1)
 
     # ------------------------------------------------------------------ sources, export
 

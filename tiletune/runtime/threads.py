@@ -2,6 +2,9 @@
 
 * ``TILETUNE_NUM_THREADS`` - threads per parallel region, read when a Module is created or
   loaded (default ``os.cpu_count()``); ``Module.set_num_threads`` changes it later.
+* After ``fork()`` in a process where libgomp is loaded, the child runs parallel loops
+  serially: libgomp's thread pool does not survive a fork and the next parallel region in
+  the child would hang. Use "spawn"/"forkserver" worker processes to keep threads.
 * ``GOMP_SPINCOUNT`` - set to 10000 before libgomp is loaded unless the user set it (or
   ``OMP_WAIT_POLICY``): idle pool threads then spin only a few microseconds before they
   sleep, so they do not steal a core from single-thread kernels being timed, while
@@ -12,12 +15,57 @@ from __future__ import annotations
 import ctypes.util
 import functools
 import os
+import warnings
+import weakref
+from typing import Any
 
 DEFAULT_SPINCOUNT = "10000"
 
 
+_live: weakref.WeakSet[Any] = weakref.WeakSet()  # Modules, told to go serial after a fork
+_forked_with_gomp = False
+
+
+def register(module: Any) -> None:
+    """Track a Module (weakly) so a forked child can make it serial."""
+    _live.add(module)
+
+
+def fork_limit(n: int) -> int:
+    """``n`` capped to 1 in a child forked from a process that had libgomp loaded."""
+    if n > 1 and _forked_with_gomp:
+        warnings.warn("parallel loops run serially in a process forked after libgomp was "
+                      "loaded (its thread pool does not survive fork); use spawn workers",
+                      RuntimeWarning, stacklevel=3)
+        return 1
+    return n
+
+
+def _gomp_mapped() -> bool:
+    try:
+        with open("/proc/self/maps") as f:
+            return "libgomp" in f.read()
+    except OSError:
+        return find_libgomp.cache_info().currsize > 0
+
+
+def _after_fork_in_child() -> None:
+    global _forked_with_gomp
+    if _forked_with_gomp or _gomp_mapped():
+        _forked_with_gomp = True
+        for m in list(_live):
+            m._force_serial()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def default_num_threads() -> int:
-    """``TILETUNE_NUM_THREADS`` if set to a positive int, else the number of CPUs."""
+    """``TILETUNE_NUM_THREADS`` if set to a positive int, else the number of CPUs (1 in a
+    child forked after libgomp was loaded)."""
+    if _forked_with_gomp:
+        return 1
     env = os.environ.get("TILETUNE_NUM_THREADS", "").strip()
     if env:
         try:
