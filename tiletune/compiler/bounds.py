@@ -128,7 +128,7 @@ def _attached_region(sch: Schedule, st: Stage, bodies, regions, maps) -> Region:
     pmap = maps[parent]
     relax = {iv.var: (const(0, "int64"), const(pmap.extents[iv] - 1, "int64"))
              for iv in parent.leaf_iter_vars[ppos + 1:]}
-    fixed_ranges = _outer_ranges(parent, ppos, maps)
+    fixed_ranges = outer_ranges(parent, ppos, maps)
     ndim = len(st.op.axis)
     los: list[list[Expr]] = [[] for _ in range(ndim)]
     his: list[list[Expr]] = [[] for _ in range(ndim)]
@@ -186,7 +186,7 @@ def _merge(exprs: list[Expr], op) -> Expr:
     return out
 
 
-def _outer_ranges(parent: Stage, ppos: int, maps: dict) -> dict:
+def outer_ranges(parent: Stage, ppos: int, maps: dict) -> dict:
     """Ranges of the loop vars that enclose (and include) the attach point."""
     from tiletune.compiler.interval import Interval
     ranges = {}

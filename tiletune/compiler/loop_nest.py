@@ -9,11 +9,12 @@ inside every data loop that precedes it, and loops over the data loops that foll
 """
 from __future__ import annotations
 
-from tiletune.compiler.bounds import LeafMap, Region, absolute_values
+from tiletune.compiler.bounds import LeafMap, Region, absolute_values, outer_ranges
+from tiletune.compiler.interval import Interval, bound
 from tiletune.errors import LoweringError, ScheduleError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Expr, Load, Reduce, TensorRead, as_expr, const
-from tiletune.ir.functor import Rewriter, substitute
+from tiletune.ir.functor import Rewriter, collect, substitute
 from tiletune.ir.schedule import Schedule, Stage
 from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Seq, Stmt, Store, seq
 from tiletune.ir.tensor import IterVar
@@ -97,7 +98,10 @@ class NestBuilder:
         buf = self.stage_buffers[st]
         idx = tuple(lm.values[a] for a in st.op.axis)
         guards = list(lm.guards)
-        if st.attach_type == "scope":
+        if st.attach_type == "scope" and not self._reads_in_bounds(st, body):
+            # the region may overshoot the tensor: skip points outside it (their reads
+            # could leave their buffers); when every read provably stays inside, the extra
+            # points are computed into the local region harmlessly and no guard is needed
             for a in st.op.axis:
                 v = absval[a.var]
                 guards.append(((v >= 0) & (v < a.extent), a))
@@ -107,6 +111,19 @@ class NestBuilder:
             return self._reduce_nest(st, body, buf, idx, guards)
         store = Store(buf, idx, as_expr(body))
         return self._nest(st, leaves, _guard(store, guards), with_attach=True)
+
+    def _reads_in_bounds(self, st: Stage, body: Expr) -> bool:
+        parent = st.attach_stage
+        ranges = outer_ranges(parent, parent.leaf_iter_vars.index(st.attach_ivar), self.maps)
+        lm = self.maps[st]
+        for iv in st.leaf_iter_vars:
+            ranges[iv.var] = Interval(0, lm.extents[iv] - 1)
+        for ld in collect(body, lambda n: isinstance(n, Load)):
+            for i, n in zip(ld.indices, ld.buffer.shape):
+                b = bound(i, ranges)
+                if b.lo is None or b.hi is None or b.lo < 0 or b.hi >= n:
+                    return False
+        return True
 
     def _reduce_nest(self, st: Stage, red: Reduce, buf: Buffer, idx: tuple,
                      guards: list) -> Stmt:

@@ -2,6 +2,8 @@
 
 Loop nest of the template (``mr`` rows x ``nr`` columns accumulator tile in registers)::
 
+    Bp[jo, k, jj] = B[k, jo*nr + jj]          # pack_b: B panels made contiguous (zero-padded)
+    Ap[io, k, ii] = A[io*mr + ii, k]          # pack_a: the mr broadcasts of a step share a line
     for jo in parallel(N / nr):              # or io outermost, see "order"
       for io in range(M / mr):
         C.local[mr, nr] = 0                   # vector registers
@@ -9,7 +11,7 @@ Loop nest of the template (``mr`` rows x ``nr`` columns accumulator tile in regi
           for i in unrolled(mr):              # A[i, k] broadcast
             for jv in unrolled(nr / lanes):
               for jl in vectorized(lanes):    # B[k, j] contiguous, one FMA
-                C.local[i, j] += A[i, k] * B[k, j]
+                C.local[i, j] += Ap[io, k, i] * Bp[jo, k, j]
         C[io*mr + i, jo*nr + j] = C.local[i, j]
 """
 from __future__ import annotations
@@ -37,12 +39,31 @@ class DenseWorkload:
         return f"dense_{self.M}x{self.N}x{self.K}_{self.dtype}"
 
 
-def compute(w: DenseWorkload):
+def compute(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
+    """The matmul; with a config, its packed operands as stages (``packs`` lists them)."""
     A = tt.placeholder((w.M, w.K), w.dtype, name="A")
     B = tt.placeholder((w.K, w.N), w.dtype, name="B")
     k = tt.reduce_axis(w.K, name="k")
-    C = tt.compute((w.M, w.N), lambda i, j: tt.sum(A[i, k] * B[k, j], axis=k), name="C")
-    return A, B, C
+    packs = []
+    read_a = lambda i, kk: A[i, kk]  # noqa: E731
+    read_b = lambda kk, j: B[kk, j]  # noqa: E731
+    if cfg and cfg.get("pack_b"):
+        nr = cfg["nr"]
+        Bp = tt.compute((-(-w.N // nr), w.K, nr), lambda jo, kk, jj: tt.if_then_else(
+            jo * nr + jj < w.N, B[kk, tt.min(jo * nr + jj, w.N - 1)], tt.const(0, w.dtype)),
+            name="B_pack")
+        packs.append(Bp)
+        read_b = lambda kk, j: Bp[j // nr, kk, j % nr]  # noqa: E731
+    if cfg and cfg.get("pack_a"):
+        mr = cfg["mr"]
+        Ap = tt.compute((-(-w.M // mr), w.K, mr), lambda io, kk, ii: tt.if_then_else(
+            io * mr + ii < w.M, A[tt.min(io * mr + ii, w.M - 1), kk], tt.const(0, w.dtype)),
+            name="A_pack")
+        packs.append(Ap)
+        read_a = lambda i, kk: Ap[i // mr, kk, i % mr]  # noqa: E731
+    C = tt.compute((w.M, w.N), lambda i, j: tt.sum(read_a(i, k) * read_b(k, j), axis=k),
+                   name="C")
+    return A, B, C, packs
 
 
 def space(w: DenseWorkload) -> dict[str, list[Any]]:
@@ -52,6 +73,8 @@ def space(w: DenseWorkload) -> dict[str, list[Any]]:
         "nr": [n for n in (lanes, 2 * lanes, 3 * lanes, 4 * lanes) if n <= max(w.N, lanes)],
         "unroll_k": [1, 2, 4],
         "order": ["jo_io", "io_jo"],
+        "pack_a": [False, True],
+        "pack_b": [False, True],
         "parallel": [True, False],
     }
 
@@ -67,16 +90,30 @@ def default_config(w: DenseWorkload) -> dict[str, Any]:
     lanes = m.vector_lanes
     nr = 2 * lanes if w.N >= 2 * lanes else lanes
     mr = max(x for x in space(w)["mr"] if x * (nr // lanes) <= m.accumulator_budget)
-    return {"mr": mr, "nr": nr, "unroll_k": 1, "order": "jo_io", "parallel": True}
+    big = w.K * w.N >= 64 * 1024
+    return {"mr": mr, "nr": nr, "unroll_k": 1, "order": "jo_io", "pack_a": big and w.M >= mr,
+            "pack_b": big, "parallel": True}
 
 
 def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
     cfg = dict(default_config(w) if cfg is None else cfg)
+    for knob, choices in space(w).items():
+        if cfg.get(knob) not in choices:
+            raise ScheduleError(f"dense knob {knob}={cfg.get(knob)!r} is not one of {choices}")
     if not is_valid(w, cfg):
         raise ScheduleError(f"dense config {cfg} exceeds the register budget")
     lanes = host_machine().vector_lanes
-    A, B, C = compute(w)
+    A, B, C, packs = compute(w, cfg)
     s = tt.create_schedule(C)
+    for P in packs:  # root stages: outer loop parallel, contiguous side vectorized
+        po, pk, pi = s[P].axis
+        if cfg["parallel"]:
+            s[P].parallel(po)
+        if P.name == "B_pack":
+            s[P].vectorize(pi)
+        else:
+            s[P].reorder(po, pi, pk)
+            s[P].vectorize(s[P].split(pk, factor=lanes)[1])
     CL = s.cache_write(C, "local")
     i, j = s[C].axis
     io, ii = s[C].split(i, factor=cfg["mr"])
