@@ -124,7 +124,7 @@ def cmp_of(sub: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
     return st.tuples(ops, sub, sub).map(lambda t: Compare(*t))
 
 
-def conds(max_leaves: int = 10) -> st.SearchStrategy[Expr]:
+def conds(max_leaves: int = 6) -> st.SearchStrategy[Expr]:
     base = cmp_of(int_exprs(max_leaves))
 
     def extend(sub: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:

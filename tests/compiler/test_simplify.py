@@ -127,6 +127,13 @@ def test_min_max_and_comparisons_with_ranges():
     assert s(x >= y, ranges=r) == "False"
     assert s(x + 1 < 10) == "x < 9"
     assert s(3 < x) == "x > 3"
+    assert s(x * 8 < 493) == "x < 62"
+    assert s(x * 8 <= 493) == "x <= 61"
+    assert s(x * 8 > 493) == "x > 61"
+    assert s(x * 8 >= 493) == "x >= 62"
+    assert s(x * 4 + y * 6 < 9) == "x * 2 + y * 3 < 5"
+    assert s(x * 4 == 6) == "False" and s(x * 4 != 6) == "True"
+    assert s(x * 4 == y * 2 + 8) == "x * 2 == y + 4"
     io, ii = Var("io"), Var("ii")
     assert s(io * 32 + ii < 100, ranges={io: (0, 2), ii: (0, 31)}) == "True"
 

@@ -74,6 +74,11 @@ def as_interval(r: Any) -> Interval:
     return Interval(lo, hi)
 
 
+def var_of(v: Any) -> Var:
+    """The Var of a Var or an IterVar (range dicts may use either as keys)."""
+    return v if isinstance(v, Var) else v.var
+
+
 # ---------------------------------------------------------------- interval arithmetic
 # Bounds are turned into numbers with +-inf for the corner formulas, then back.
 
@@ -210,7 +215,7 @@ class Analyzer:
     def __init__(self, ranges: dict | None = None, *, by_uid: dict | None = None):
         self.ranges: dict[int, Interval] = dict(by_uid or {})
         for v, r in (ranges or {}).items():
-            self.ranges[v.uid] = as_interval(r)
+            self.ranges[var_of(v).uid] = as_interval(r)
         self._bounds: dict[int, tuple[Expr, Interval]] = {}
         self._lin: dict[int, tuple[Expr, Linear]] = {}
 
@@ -418,6 +423,7 @@ def symbolic_bound(expr: Expr, relax: dict, ranges: dict | None = None) -> tuple
     rel: dict[int, tuple[Expr, Expr]] = {}
     num: dict[int, Interval] = {}
     for v, r in relax.items():
+        v = var_of(v)
         lo, hi = (r.lo, r.hi) if isinstance(r, Interval) else r
         if lo is None or hi is None:
             raise ValueError(f"symbolic_bound: relax range of {v.name} must be bounded")
@@ -427,7 +433,7 @@ def symbolic_bound(expr: Expr, relax: dict, ranges: dict | None = None) -> tuple
         if isinstance(lo, Const) and isinstance(hi, Const):
             num[v.uid] = Interval(int(lo.value), int(hi.value))
     for v, r in (ranges or {}).items():
-        num.setdefault(v.uid, as_interval(r))
+        num.setdefault(var_of(v).uid, as_interval(r))
     an = Analyzer(by_uid=num)
     lo, hi = _SymBound(rel, an)(simplify(expr))
     return simplify(lo), simplify(hi)

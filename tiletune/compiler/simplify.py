@@ -31,6 +31,7 @@ from tiletune.compiler.interval import (
     decide_diff,
     is_index_int,
     lin_combine,
+    var_of,
     wrap,
 )
 from tiletune.ir import dtype as dt
@@ -269,7 +270,7 @@ def apply_rules(e: Expr) -> Expr | None:
 # ---------------------------------------------------------------- the simplifier
 
 def _as_ranges(ranges: dict | None) -> dict[int, Interval]:
-    return {v.uid: as_interval(r) for v, r in (ranges or {}).items()}
+    return {var_of(v).uid: as_interval(r) for v, r in (ranges or {}).items()}
 
 
 def _is_empty(s: Stmt | None) -> bool:
@@ -554,7 +555,14 @@ class Simplifier:
             return _const(d, node.dtype)                       # decided by ranges
         if dt.lanes(a.dtype) == 1 and _index(a.dtype):        # P + k op N -> P op N - k
             la, lb = self.an.linear(a), self.an.linear(b)
-            terms, k = lin_combine(la, lb, -1, a.dtype)
+            terms, k = lin_combine(la, lb, -1, a.dtype)       # a - b = D + k
+            g = math.gcd(*terms.values()) if terms else 1
+            if g > 1:                                          # g*D' op -k -> D' op K'
+                K = -k
+                if op in ("eq", "ne") and K % g:
+                    return _const(op == "ne", node.dtype)
+                K = -(-K // g) if op in ("lt", "ge") else K // g
+                terms, k = {t: v // g for t, v in terms.items()}, -K
             pos = {t: v for t, v in terms.items() if v > 0}
             neg = {t: -v for t, v in terms.items() if v < 0}
             if pos:
