@@ -55,7 +55,7 @@ def expr_str(e: Any, prec: int = 0) -> str:
         return f"{e.op}({expr_str(e.a)}, {expr_str(e.b)})"
     if isinstance(e, Compare):
         s = f"{expr_str(e.a, 4)} {_CMP[e.op]} {expr_str(e.b, 4)}"
-        return f"({s})" if prec > 3 else s
+        return f"({s})" if prec > 0 else s
     if isinstance(e, Not):
         return f"~{expr_str(e.a, 9)}"
     if isinstance(e, Select):
