@@ -14,6 +14,7 @@ from .knobs import (
     ReorderEntity,
     SplitEntity,
 )
+from .measure import LocalMeasurer, MeasureOption
 from .numpy_model import NumpyCostModel
 from .random_tuner import RandomTuner
 from .records import (
@@ -29,6 +30,8 @@ from .records import (
 from .result import ERROR_CLASSES, MeasureInput, MeasureResult, TuneSummary
 from .sa import SimulatedAnnealing, sa_optimize
 from .space import ConfigEntity, ConfigSpace
+from .task import Task
+from .template import TEMPLATES, get_template, template
 from .tuner import Tuner
 from .xgb_tuner import XGBTuner
 
@@ -40,3 +43,4 @@ __all__ = [
     "load_records", "make_cost_model", "make_record", "measured_configs", "merge",
     "record_result", "sa_optimize", "xgboost_available",
 ]
+__all__ += ["TEMPLATES", "LocalMeasurer", "MeasureOption", "Task", "get_template", "template"]

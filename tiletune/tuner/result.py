@@ -38,7 +38,7 @@ class MeasureResult:
 
     ``costs`` are seconds per run (one per repeat); ``error`` is None on success or one of
     :data:`ERROR_CLASSES`; ``message`` is a one-line reason; ``all_cost`` is the wall time the
-    whole build + run took.
+    whole build + run took; ``traceback`` is the failure's traceback (may be empty).
     """
 
     costs: tuple[float, ...] = ()
@@ -46,6 +46,7 @@ class MeasureResult:
     message: str = ""
     timestamp: float = field(default_factory=time.time)
     all_cost: float = 0.0
+    traceback: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "costs", tuple(float(c) for c in self.costs))
