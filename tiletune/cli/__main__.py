@@ -1,0 +1,6 @@
+"""``python -m tiletune.cli``."""
+import sys
+
+from tiletune.cli import main
+
+sys.exit(main())
