@@ -23,10 +23,14 @@ from tiletune.backends.llvm.emit import (
     const_lit,
     elem_bytes,
     float_lit,
+    ll_type,
     mem_elem,
+    param_decl,
+    value_name,
     vec,
 )
 from tiletune.backends.llvm.exprs import ExprGen, split_ramp
+from tiletune.backends.llvm.parallel import emit_parallel, gomp_available
 from tiletune.errors import BuildError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Const, Var, const_value
@@ -34,7 +38,6 @@ from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, PrimFunc, Seq, S
 
 LOCAL_STACK_LIMIT = 1 << 20  # bytes; bigger "local" buffers go to the heap
 _KERNEL_ATTRS = 'noinline nounwind "frame-pointer"="none"'
-_NAME_RE = re.compile(r"[^A-Za-z0-9_]")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,6 @@ class KernelContext:
     symbol: str
     mod: ModuleText = field(default_factory=ModuleText)
     n_outlined: int = 0
-    uses_gomp: bool = False
 
     @property
     def threads_symbol(self) -> str:
@@ -73,14 +75,10 @@ _RESERVED = {"main", "GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads
 def symbol_name(name: str) -> str:
     """A C identifier for a kernel name, prefixed with ``tt_`` when it would clash with a
     symbol of the process (a kernel called ``exp`` would otherwise be called by ``exp()``)."""
-    s = _NAME_RE.sub("_", name) or "kernel"
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name) or "kernel"
     if s[0].isdigit() or s in _RESERVED or llvm.address_of_symbol(s) is not None:
         s = "tt_" + s
     return s
-
-
-def value_name(name: str) -> str:
-    return _NAME_RE.sub("_", name)[:24] or "v"
 
 
 class StmtGen(ExprGen):
@@ -111,17 +109,18 @@ class StmtGen(ExprGen):
     def _for(self, s: For) -> None:
         ce, cl = const_value(s.extent), const_value(s.lo)
         if s.kind == "parallel" and not self.in_parallel and not (isinstance(ce, int) and ce < 2):
-            from tiletune.backends.llvm.parallel import emit_parallel, gomp_available
             if gomp_available():
                 emit_parallel(self, s)
                 return
         if isinstance(ce, int) and ce <= 0:
             return
         lo = self.index(s.lo)
-        if ce == 1:
+        if ce == 1:  # no loop; the memo must not mix two bindings of the same variable
+            self.fn.memo.clear()
             self.vars[s.var.uid] = self._loop_value(s.var, lo)
             self.stmt(s.body)
             del self.vars[s.var.uid]
+            self.fn.memo.clear()
             return
         if isinstance(ce, int) and isinstance(cl, int):
             end = str(cl + ce)
@@ -240,7 +239,8 @@ class StmtGen(ExprGen):
             raise BuildError(f"if condition {s.cond!r} is a vector ({s.cond.dtype})")
         cond = self.expr(s.cond)
         if not dt.is_bool(s.cond.dtype):
-            cond = self.fn.op(f"icmp ne {vec(mem_elem(s.cond.dtype), 1)} {cond}, "
+            cmp = "fcmp une" if dt.is_float(s.cond.dtype) else "icmp ne"
+            cond = self.fn.op(f"{cmp} {ll_type(s.cond.dtype)} {cond}, "
                               f"{const_lit(0, s.cond.dtype)}")
         fn = self.fn
         then, join = fn.label("then"), fn.label("endif")
@@ -257,12 +257,6 @@ class StmtGen(ExprGen):
 
 
 # ---------------------------------------------------------------------- the module
-
-
-def param_decl(buf: Buffer, name: str) -> str:
-    nbytes = buf.size * elem_bytes(buf.dtype)
-    deref = f" dereferenceable({nbytes})" if nbytes > 0 else ""
-    return f"ptr noalias nocapture noundef{deref} {name}"
 
 
 def generate(func: PrimFunc) -> KernelIR:
@@ -284,8 +278,6 @@ def generate(func: PrimFunc) -> KernelIR:
     ctx.mod.globals.append(f"attributes #0 = {{ {_KERNEL_ATTRS} }}")
     ctx.mod.functions.insert(0, fn.define(header + " #0"))
     ctx.mod.functions.append(_timer(ctx, len(params)))
-    if ctx.uses_gomp:
-        ctx.mod.libs.add("gomp")
     return KernelIR(ctx.mod.text(), sym, f"{sym}__time", ctx.threads_symbol,
                     tuple(sorted(ctx.mod.libs)))
 

@@ -6,7 +6,9 @@ matters for big unrolled kernel bodies. SSA values are plain strings (``"%v12"``
 from __future__ import annotations
 
 import math
+import re
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +18,21 @@ _SCALAR = {"bool": "i1", "int8": "i8", "uint8": "i8", "int16": "i16", "int32": "
            "int64": "i64", "float32": "float", "float64": "double"}
 _MANGLE = {"i1": "i1", "i8": "i8", "i16": "i16", "i32": "i32", "i64": "i64",
            "float": "f32", "double": "f64", "ptr": "p0"}
+
+
+_NAME_RE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def value_name(name: str) -> str:
+    """A readable LLVM value-name fragment for an IR name."""
+    return _NAME_RE.sub("_", name)[:24] or "v"
+
+
+def param_decl(buf: Any, name: str) -> str:
+    """A kernel pointer parameter: noalias, nocapture, dereferenceable for its whole size."""
+    nbytes = buf.size * elem_bytes(buf.dtype)
+    deref = f" dereferenceable({nbytes})" if nbytes > 0 else ""
+    return f"ptr noalias nocapture noundef{deref} {name}"
 
 
 def ll_type(dtype: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from tiletune.backends.llvm.emit import FunctionText, ll_type
+from tiletune.backends.llvm.emit import FunctionText, ll_type, param_decl, value_name
 from tiletune.backends.llvm.target import init
 from tiletune.ir.expr import Expr, Var, const_value
 from tiletune.ir.stmt import Buffer, For, Stmt
@@ -83,13 +83,11 @@ def free_symbols(s: For) -> tuple[list[Var], list[Buffer]]:
 
 def emit_parallel(gen: Any, s: For) -> None:
     """Emit ``s`` (kind "parallel") into ``gen`` (a codegen.StmtGen) as a libgomp region."""
-    from tiletune.backends.llvm.codegen import StmtGen, param_decl, value_name
-
     ce = const_value(s.extent)
     if isinstance(ce, int) and ce <= 0:
         return
     ctx, fn = gen.ctx, gen.fn
-    ctx.uses_gomp = True
+    ctx.mod.libs.add("gomp")
     fvars, fbufs = free_symbols(s)
     lo, ext = gen.index(s.lo), gen.index(s.extent)
     ctx.n_outlined += 1
@@ -103,7 +101,7 @@ def emit_parallel(gen: Any, s: For) -> None:
     wfn = FunctionText("w")
     bnames = [f"%{value_name(b.name)}.b{i}" for i, b in enumerate(fbufs)]
     vnames = [f"%{value_name(v.name)}.v{i}" for i, v in enumerate(fvars)]
-    wgen = StmtGen(ctx, wfn, {v.uid: n for v, n in zip(fvars, vnames)},
+    wgen = type(gen)(ctx, wfn, {v.uid: n for v, n in zip(fvars, vnames)},
                    {b.uid: n for b, n in zip(fbufs, bnames)}, in_parallel=True)
     nt = wfn.op("sext i32 %nthreads to i64")
     tid = wfn.op("sext i32 %tid to i64")
