@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from tiletune.backends.llvm import build
-from tiletune.errors import ArgumentError, TileTuneError
+from tiletune.errors import ArgumentError, BuildError, TileTuneError
 from tiletune.ir.expr import Binary, Const, Load, Ramp, Var
 from tiletune.ir.stmt import Buffer, For, PrimFunc, Store
-from tiletune.runtime import Module, TimingResult
+from tiletune.runtime import ArgSpec, KernelInfo, Module, PythonCode, TimingResult
 from tiletune.runtime.timing import measure
 
 
@@ -234,3 +234,31 @@ def test_parallel_kernel_in_forked_child_runs_serially():
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung in a parallel region")
+
+
+class _AddCode(PythonCode):
+    """A Python-run 'device': C = A + B, 2 ms of simulated time per call."""
+
+    def run(self, arrays):
+        np.add(arrays[0], arrays[1], out=arrays[2])
+
+    def time_per_call(self, arrays, number):
+        return 2e-3
+
+
+def test_python_code_module_checks_runs_and_times():
+    specs = tuple(ArgSpec(x, "int8", (4,), x == "C") for x in "ABC")
+    m = Module(_AddCode(), KernelInfo("sim_add", "", specs, target="sim"))
+    a, b, c = (np.arange(4, dtype=np.int8) for _ in range(3))
+    m(a, b, c)
+    np.testing.assert_array_equal(c, 2 * a)
+    r = m.time_evaluator(number=3, repeat=2)(a, b, c)
+    assert r.results == (2e-3, 2e-3)
+    with pytest.raises(ArgumentError, match=r"argument 2 \(C\): expected dtype int8"):
+        m(a, b, c.astype(np.int16))
+    m.set_num_threads(2)
+    with pytest.raises(BuildError):
+        m.export_library("x.so")
+    m.close()
+    with pytest.raises(TileTuneError, match="closed"):
+        m(a, b, c)

@@ -1,17 +1,24 @@
 """Loaded machine code behind a Module: symbol addresses, sources, export, lifetime.
 
-A backend hands the runtime a ``LoadedCode``; the runtime never imports a backend. Two kinds:
+A backend hands the runtime a ``LoadedCode``; the runtime never imports a backend. Kinds:
 
-* the LLVM backend's JIT code (``tiletune.backends.llvm.jit.JitCode``): an MCJIT engine;
-* ``SharedLibraryCode``: an exported ``.so`` opened with ctypes (``load_module``).
+* native code, called through ctypes at ``address(info.symbol)``:
+  the LLVM backend's JIT code (``tiletune.backends.llvm.jit.JitCode``, an MCJIT engine) and
+  ``SharedLibraryCode`` (an exported ``.so`` opened with ctypes by ``load_module``);
+* ``PythonCode``: anything run from Python on the checked arrays (e.g. an accelerator
+  simulator); it may report its own time per call (e.g. simulated cycles / clock).
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import shutil
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from tiletune.errors import BuildError, TileTuneError
 
@@ -21,6 +28,8 @@ if TYPE_CHECKING:
 
 class LoadedCode(ABC):
     """Executable code that stays valid until ``close()``."""
+
+    native = True  # called through ctypes at address(info.symbol)
 
     @abstractmethod
     def address(self, symbol: str) -> int:
@@ -74,3 +83,30 @@ class SharedLibraryCode(LoadedCode):
             raise BuildError(f"{self.path} is a loaded library; it cannot be exported as .o")
         with open(path, "w") as f:
             f.write(self.source(kind))
+
+
+class PythonCode(LoadedCode):
+    """Code run from Python: override ``run`` (and ``time_per_call`` to report, e.g.,
+    simulated time instead of wall-clock time)."""
+
+    native = False
+
+    @abstractmethod
+    def run(self, arrays: Sequence[np.ndarray]) -> None:
+        """Execute once on the checked arrays (outputs are written in place)."""
+
+    def time_per_call(self, arrays: Sequence[np.ndarray], number: int) -> float:
+        """Seconds per call of ``number`` calls (wall clock by default)."""
+        t0 = time.perf_counter()
+        for _ in range(number):
+            self.run(arrays)
+        return (time.perf_counter() - t0) / number
+
+    def address(self, symbol: str) -> int:
+        raise TileTuneError("Python-run code has no native symbols")
+
+    def source(self, fmt: str) -> str:
+        raise TileTuneError(f"this module has no {fmt!r} source")
+
+    def export(self, path: str, info: KernelInfo) -> None:
+        raise BuildError("this module cannot be exported as a native library")

@@ -7,21 +7,22 @@
     f.export_library("k.so")                          # also .o .ll .s
     f.set_num_threads(2)                              # threads per parallel region
 
-The Module owns its code (a JIT engine or a loaded library): ``close()`` (or garbage
-collection, or leaving a ``with`` block) frees it.
+The Module owns its code (a JIT engine, a loaded library, or Python-run code such as a
+simulator): ``close()`` (or garbage collection, or leaving a ``with`` block) frees it.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from tiletune.errors import TileTuneError
 from tiletune.runtime import threads
 from tiletune.runtime.args import ArgChecker
-from tiletune.runtime.code import LoadedCode
+from tiletune.runtime.code import LoadedCode, PythonCode
 from tiletune.runtime.info import ArgSpec, KernelInfo
 from tiletune.runtime.timing import TimingResult, measure
 
@@ -43,10 +44,15 @@ class Module:
         self._code: LoadedCode | None = code
         self.info = info
         n = len(info.args)
-        self._fn: Callable[..., None] | None = _kernel_proto(n)(code.address(info.symbol))
-        self._timer = (_timer_proto(n)(code.address(info.time_symbol))
-                       if info.time_symbol else None)
-        self._threads_addr = code.address(info.threads_symbol) if info.threads_symbol else None
+        self._fn: Callable[..., None] | None = None
+        self._timer: Callable[..., float] | None = None
+        self._threads_addr: int | None = None
+        if code.native:
+            self._fn = _kernel_proto(n)(code.address(info.symbol))
+            if info.time_symbol:
+                self._timer = _timer_proto(n)(code.address(info.time_symbol))
+            if info.threads_symbol:
+                self._threads_addr = code.address(info.threads_symbol)
         self._checker = ArgChecker(info.name, info.args)
         self._num_threads = 1
         self._write_threads(threads.default_num_threads())
@@ -71,7 +77,7 @@ class Module:
         return self._num_threads
 
     def __repr__(self) -> str:
-        state = "closed" if self._fn is None else f"threads={self._num_threads}"
+        state = "closed" if self._code is None else f"threads={self._num_threads}"
         return f"<tiletune.Module {self.name}({self._checker.signature()}) {state}>"
 
     # ------------------------------------------------------------------ calling
@@ -79,9 +85,16 @@ class Module:
     def __call__(self, *args: Any) -> None:
         addrs = self._checker.addresses(args)
         fn = self._fn
-        if fn is None:
-            raise TileTuneError(f"module {self.name} is closed")
-        fn(*addrs)
+        if fn is not None:
+            fn(*addrs)
+        else:
+            self._run_python(args)
+
+    def _run_python(self, args: Any) -> None:
+        code = self._live_code()
+        if not isinstance(code, PythonCode):
+            raise TileTuneError(f"module {self.name} has no entry point")
+        code.run(args)
 
     def time_evaluator(self, number: int = 10, repeat: int = 3, min_repeat_ms: float = 0,
                        flush_cache: bool = False) -> Callable[..., TimingResult]:
@@ -97,8 +110,12 @@ class Module:
         def evaluate(*args: Any) -> TimingResult:
             addrs = self._checker.addresses(args)
             fn, timer = self._fn, self._timer
-            if fn is None:
-                raise TileTuneError(f"module {self.name} is closed")
+            if fn is None:  # Python-run code times itself on the arrays
+                self._run_python(args)
+                code = self._live_code()
+                assert isinstance(code, PythonCode)
+                return measure(lambda n: code.time_per_call(args, n), (), number, repeat,
+                               min_repeat_ms, flush_cache)
             fn(*addrs)
             if timer is None:
                 timer = _python_timer(fn)
@@ -157,6 +174,8 @@ class Module:
         self.close()
 
     def __del__(self) -> None:
+        if sys.is_finalizing():
+            return
         try:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
