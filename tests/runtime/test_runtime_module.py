@@ -262,3 +262,12 @@ def test_python_code_module_checks_runs_and_times():
     m.close()
     with pytest.raises(TileTuneError, match="closed"):
         m(a, b, c)
+
+
+def test_written_params_are_outputs_even_if_attrs_forget_them():
+    m = build(axpy(attrs={"outputs": []}))
+    assert m.outputs == ("C",)
+    a, b, c = arrays()
+    c.flags.writeable = False
+    with pytest.raises(ArgumentError, match="read-only"):
+        m(a, b, c)

@@ -21,9 +21,9 @@ __all__ = ["KernelIR", "build", "generate", "kernel_info"]
 
 
 def kernel_info(func: PrimFunc, kernel: KernelIR, **extra: object) -> KernelInfo:
-    """The runtime's view of ``func`` (outputs from ``attrs["outputs"]`` or the Stores)."""
-    outputs = func.attrs.get("outputs")
-    outputs = set(written_params(func) if outputs is None else outputs)
+    """The runtime's view of ``func``. Outputs: ``attrs["outputs"]`` plus every parameter the
+    body stores to (a written buffer must never be a read-only or aliased array)."""
+    outputs = set(func.attrs.get("outputs") or ()) | set(written_params(func))
     args = []
     for b in func.params:
         if dt.lanes(b.dtype) != 1 or dt.element(b.dtype) not in dt.SCALARS:
