@@ -29,6 +29,7 @@ import numpy as np
 
 import tiletune as tt
 from tiletune.errors import ScheduleError
+from tiletune.schedules import dispatch
 from tiletune.schedules.layout import pack_data, pack_weight_numpy
 from tiletune.schedules.machine import divisors, host_machine
 
@@ -150,6 +151,7 @@ def compute(w: Conv2dWorkload, cfg: Mapping[str, Any]):
 
 def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None):
     """The schedule and kernel arguments ``[data, weight_packed, output]`` for a config."""
+    cfg = dispatch.lookup(w.key(), default_config(w), w) if cfg is None else cfg
     cfg = default_config(w) if cfg is None else dict(cfg)
     _check(w, cfg)
     lanes = host_machine().vector_lanes

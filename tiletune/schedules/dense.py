@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import tiletune as tt
 from tiletune.errors import ScheduleError
+from tiletune.schedules import dispatch
 from tiletune.schedules.machine import host_machine
 
 
@@ -96,6 +97,7 @@ def default_config(w: DenseWorkload) -> dict[str, Any]:
 
 
 def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
+    cfg = dispatch.lookup(w.key(), default_config(w), w) if cfg is None else cfg
     cfg = dict(default_config(w) if cfg is None else cfg)
     for knob, choices in space(w).items():
         if cfg.get(knob) not in choices:

@@ -18,6 +18,7 @@ import numpy as np
 
 import tiletune as tt
 from tiletune.errors import ScheduleError
+from tiletune.schedules import dispatch
 from tiletune.schedules.machine import host_machine
 
 
@@ -82,6 +83,7 @@ def default_config(w: DepthwiseWorkload) -> dict[str, Any]:
 
 
 def schedule(w: DepthwiseWorkload, cfg: Mapping[str, Any] | None = None):
+    cfg = dispatch.lookup(w.key(), default_config(w), w) if cfg is None else cfg
     cfg = default_config(w) if cfg is None else dict(cfg)
     for knob, choices in space(w).items():
         if cfg.get(knob) not in choices:

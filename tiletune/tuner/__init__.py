@@ -5,7 +5,9 @@ build the space. A tuner proposes config indices, a ``measure`` function (the ha
 times them, :class:`RecordWriter` appends the results to a JSON-lines file.
 """
 
+from .apply_best import ApplyHistoryBest, UntunedWarning, apply_history_best
 from .cost_model import CostModel, make_cost_model, xgboost_available
+from .features import loop_features, make_featurizer
 from .grid_tuner import GridSearchTuner
 from .knobs import (
     AnnotateEntity,
@@ -43,4 +45,6 @@ __all__ = [
     "load_records", "make_cost_model", "make_record", "measured_configs", "merge",
     "record_result", "sa_optimize", "xgboost_available",
 ]
-__all__ += ["TEMPLATES", "LocalMeasurer", "MeasureOption", "Task", "get_template", "template"]
+__all__ += ["TEMPLATES", "ApplyHistoryBest", "LocalMeasurer", "MeasureOption", "Task",
+            "UntunedWarning", "apply_history_best", "get_template", "loop_features",
+            "make_featurizer", "template"]

@@ -57,6 +57,12 @@ class MeasureOption:
     the timing token), ``build_timeout`` building; ``jobs`` worker processes; ``threads``
     kernel threads; ``flush_cache`` evicts the caches before each repeat;
     ``check_correctness`` compares outputs with the reference (relative tolerance ``rtol``).
+    ``max_repeat_ms``: when one call already lasts long enough, ``number`` is lowered (to
+    no less than 1) so a repeat lasts about this long (None: always ``number`` calls); slow
+    candidates then cost 1 + 1 + ``repeat`` calls instead of 2 + ``number * repeat``.
+    ``cutoff``: a candidate whose first (untimed, correctness) call is more than ``cutoff``
+    times slower than the best cost measured so far is not timed further; its cost is that
+    one call (None: time everything).
     ``opt_level`` / ``codegen_opt``: LLVM IR-pipeline and code-generator levels used for
     candidates (see ``backends/llvm``).
     """
@@ -71,6 +77,8 @@ class MeasureOption:
     flush_cache: bool = False
     check_correctness: bool = True
     rtol: float = 1e-3
+    max_repeat_ms: float | None = 25.0
+    cutoff: float | None = 10.0
     opt_level: int = 2
     codegen_opt: int = 2
 
@@ -117,6 +125,13 @@ class LocalMeasurer:
         self._workers: list[_Worker] = []
         self._closed = False
         self.n_respawns = 0
+        #: Fastest mean cost measured so far (the reference of ``cutoff``).
+        self.best_cost = 0.0
+        #: Candidates reported with their first call's time only (``cutoff``).
+        self.n_cut = 0
+        #: Per successful candidate, seconds inside the worker: (instantiate, build, run,
+        #: instantiate + build CPU time).
+        self.timings: list[tuple[float, float, float, float]] = []
         for _ in range(self.option.jobs):
             self._workers.append(self._spawn())
 
@@ -163,7 +178,7 @@ class LocalMeasurer:
             if holder is None and waiting:  # hand out the timing token
                 holder = waiting.popleft()
                 holder.phase, holder.deadline = "run", time.monotonic() + self.option.timeout
-                holder.conn.send(("go", holder.index))
+                holder.conn.send(("go", holder.index, self.best_cost))
             timeout = min((w.deadline for w in self._workers), default=now + 1) - time.monotonic()
             objs = [w.conn for w in self._workers] + [w.proc.sentinel for w in self._workers]
             ready = set(wait(objs, timeout=max(0.0, min(timeout, 1.0))))
@@ -238,7 +253,13 @@ class LocalMeasurer:
     def _result(self, p: dict[str, Any], w: _Worker) -> MeasureResult:
         cost = time.monotonic() - w.t0
         if p.get("error") is None:
-            return MeasureResult.success(p["costs"], all_cost=cost)
+            self.timings.append((p["instantiate_time"], p["build_time"], p["run_time"],
+                                 p["build_cpu"]))
+            self.n_cut += bool(p.get("cut"))
+            res = MeasureResult.success(p["costs"], all_cost=cost)
+            if not p.get("cut") and (self.best_cost == 0 or res.mean < self.best_cost):
+                self.best_cost = res.mean
+            return res
         return MeasureResult.failure(p["error"], p.get("message", ""), all_cost=cost,
                                      traceback=p.get("traceback", ""))
 

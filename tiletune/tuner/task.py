@@ -235,29 +235,8 @@ class Task:
     @staticmethod
     def check(outputs: Sequence[np.ndarray], expected: Sequence[np.ndarray],
               rtol: float = 1e-3) -> str | None:
-        """None when every output matches, else a one-line reason with the max error.
-
-        Tolerance per element: ``rtol * (|expected| + max|expected|)`` (relative, with an
-        absolute floor scaled to the output so sums of mixed signs are fine).
-        """
-        if len(outputs) != len(expected):
-            return f"{len(outputs)} outputs, expected {len(expected)}"
-        for k, (o, e) in enumerate(zip(outputs, expected)):
-            o, e = np.asarray(o), np.asarray(e)
-            if o.shape != e.shape:
-                return f"output {k} has shape {o.shape}, expected {e.shape}"
-            e64, o64 = e.astype(np.float64), o.astype(np.float64)
-            err = np.abs(o64 - e64)
-            scale = float(np.max(np.abs(e64))) if e64.size else 0.0
-            bad = ~(err <= rtol * (np.abs(e64) + scale) + (0 if "float" in str(e.dtype) else 0.5))
-            if bad.any():
-                n_bad = int(bad.sum())
-                worst = float(np.nanmax(err)) if not np.isnan(err).all() else math.nan
-                first = np.unravel_index(int(np.argmax(bad)), bad.shape)
-                return (f"output {k}: {n_bad}/{bad.size} elements differ, max abs error "
-                        f"{worst:.3g} (max |expected| {scale:.3g}); first at {tuple(first)}: "
-                        f"got {o64[first]:.6g}, expected {e64[first]:.6g}")
-        return None
+        """None when every output matches, else a one-line reason (see :class:`OutputCheck`)."""
+        return OutputCheck(expected, rtol)(outputs)
 
     # -- serialisation ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -274,6 +253,42 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task({self.workload_key}, {len(self.space)} configs)"
+
+
+class OutputCheck:
+    """Compares outputs with expected ones; the tolerance is precomputed, so a check costs
+    about two array passes.
+
+    Per element: ``|out - expected| <= rtol * (|expected| + max|expected|)`` (relative, with
+    an absolute floor scaled to the output, so sums of mixed signs pass), plus 0.5 for
+    integer references. NaN (an element the kernel never wrote) always fails.
+    """
+
+    def __init__(self, expected: Sequence[np.ndarray], rtol: float = 1e-3) -> None:
+        self.expected = [np.asarray(e, dtype=np.float64) for e in expected]
+        self.scale = [float(np.max(np.abs(e))) if e.size else 0.0 for e in self.expected]
+        self.bound = [rtol * (np.abs(e) + sc) + (0.0 if "float" in str(np.asarray(x).dtype)
+                                                   else 0.5)
+                      for e, sc, x in zip(self.expected, self.scale, expected)]
+
+    def __call__(self, outputs: Sequence[np.ndarray]) -> str | None:
+        if len(outputs) != len(self.expected):
+            return f"{len(outputs)} outputs, expected {len(self.expected)}"
+        for k, (o, e, bound) in enumerate(zip(outputs, self.expected, self.bound)):
+            o = np.asarray(o)
+            if o.shape != e.shape:
+                return f"output {k} has shape {o.shape}, expected {e.shape}"
+            err = np.abs(o - e)
+            if np.all(err <= bound):
+                continue
+            bad = ~(err <= bound)
+            worst = float(np.nanmax(err)) if not np.isnan(err).all() else math.nan
+            first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            return (f"output {k}: {int(bad.sum())}/{bad.size} elements differ, max abs error "
+                    f"{worst:.3g} (max |expected| {self.scale[k]:.3g}); first at "
+                    f"{tuple(int(x) for x in first)}: got {float(o[first]):.6g}, expected "
+                    f"{float(e[first]):.6g}")
+        return None
 
 
 def _find_template(d: Mapping[str, Any]) -> Template:

@@ -7,7 +7,7 @@ A worker is started with the ``spawn`` method and talks to the parent over one p
     parent -> worker   ("measure", index)             instantiate + lower + LLVM
     worker -> parent   ("ready", index)               built; waiting for the timing token
                        ("result", index, payload)     failed before running
-    parent -> worker   ("go", index)                  holds the token: run, check, time
+    parent -> worker   ("go", index, best)            holds the token: run, check, time
     worker -> parent   ("result", index, payload)     costs or an error class + message
     parent -> worker   ("stop",)
 
@@ -47,6 +47,14 @@ def _failure(error: str, exc: BaseException | None = None, message: str = "") ->
             "traceback": tb[-TRACEBACK_LIMIT:]}
 
 
+def effective_number(number: int, first_call: float, max_repeat_ms: float | None) -> int:
+    """``number``, lowered (not below 1) so that one repeat lasts about ``max_repeat_ms``
+    when a single call already takes long enough to time accurately."""
+    if not max_repeat_ms or first_call <= 0:
+        return number
+    return max(1, min(number, int(max_repeat_ms / (first_call * 1e3))))
+
+
 def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
          inputs: list[Any], expected: list[Any] | None) -> None:
     """Entry point of a worker process (module level, so spawn can pickle it)."""
@@ -57,6 +65,9 @@ def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
     except BaseException as e:  # noqa: BLE001 - report anything, then exit
         conn.send(("fatal", f"{type(e).__name__}: {e}"))
         return
+    from .task import OutputCheck
+    check = (OutputCheck(expected, float(options["rtol"]))
+             if expected is not None and options["check_correctness"] else None)
     conn.send(("hello", os.getpid()))
     while True:
         try:
@@ -67,19 +78,19 @@ def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
             return
         if msg[0] == "measure":
             index = int(msg[1])
-            payload = measure_one(conn, task, index, options, inputs, expected)
+            payload = measure_one(conn, task, index, options, inputs, check)
             conn.send(("result", index, payload))
 
 
 def measure_one(conn: Connection | None, task: Any, index: int, options: dict[str, Any],
-                inputs: list[Any], expected: list[Any] | None) -> Payload:
+                inputs: list[Any], check: Any = None) -> Payload:
     """Build ``index``, wait for the token (``conn``; None: run at once), run, check, time."""
     import tiletune as tt
 
     from ..errors import ScheduleError, TuningError
     from .knobs import InstantiationError
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         cfg = task.config(index)
         if task.space.constraints and (reason := cfg.invalid_reason()) is not None:
@@ -95,11 +106,22 @@ def measure_one(conn: Connection | None, task: Any, index: int, options: dict[st
                        opt_level=options["opt_level"], codegen_opt=options["codegen_opt"])
     except Exception as e:  # noqa: BLE001
         return _failure("BuildError", e)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
+    try:
+        return _run(conn, task, index, mod, cfg, tensors, options, inputs, check,
+                    (t1 - t0, t2 - t1, c2 - c0))
+    finally:
+        mod.close()
+
+
+def _run(conn: Connection | None, task: Any, index: int, mod: Any, cfg: Any, tensors: Any,
+         options: dict[str, Any], inputs: list[Any], check: Any,
+         times: tuple[float, float, float]) -> Payload:
     try:
         arrays, out_pos = task.prepare(cfg, inputs, tensors)
     except Exception as e:  # noqa: BLE001
         return _failure("RuntimeError", e, f"preparing the inputs failed: {type(e).__name__}: {e}")
+    msg = None
     if conn is not None:
         conn.send(("ready", index))
         msg = conn.recv()
@@ -109,20 +131,23 @@ def measure_one(conn: Connection | None, task: Any, index: int, options: dict[st
     try:
         mod.set_num_threads(int(options["threads"]))
         mod(*arrays)
-    except Exception as e:  # noqa: BLE001
-        return _failure("RuntimeError", e)
-    if expected is not None and options["check_correctness"]:
-        wrong = task.check([arrays[k] for k in out_pos], expected, options["rtol"])
-        if wrong is not None:
-            return _failure("WrongAnswer", message=wrong)
-    try:
-        timer = mod.time_evaluator(int(options["number"]), int(options["repeat"]),
+        first = time.perf_counter() - t3
+        if check is not None:
+            wrong = check([arrays[k] for k in out_pos])
+            if wrong is not None:
+                return _failure("WrongAnswer", message=wrong)
+        cutoff, best = options["cutoff"], float(msg[2]) if msg is not None else 0.0
+        if cutoff and best > 0 and first > cutoff * best:
+            return {"error": None, "costs": [first], "instantiate_time": times[0],
+                    "build_time": times[1], "build_cpu": times[2],
+                    "run_time": time.perf_counter() - t3,
+                    "cut": True}
+        number = effective_number(int(options["number"]), first, options["max_repeat_ms"])
+        timer = mod.time_evaluator(number, int(options["repeat"]),
                                    float(options["min_repeat_ms"]), bool(options["flush_cache"]))
         res = timer(*arrays)
     except Exception as e:  # noqa: BLE001
         return _failure("RuntimeError", e)
-    finally:
-        mod.close()
     t4 = time.perf_counter()
-    return {"error": None, "costs": list(res.results), "instantiate_time": t1 - t0,
-            "build_time": t2 - t1, "run_time": t4 - t3}
+    return {"error": None, "costs": list(res.results), "instantiate_time": times[0],
+            "build_time": times[1], "build_cpu": times[2], "run_time": t4 - t3}
