@@ -514,3 +514,16 @@ def test_without_libgomp_parallel_loops_run_serially(monkeypatch):
         np.testing.assert_allclose(out, a + b)
     finally:
         parallel.gomp_available.cache_clear()
+
+
+def test_scalar_predicate_on_vector_access():
+    n = 32
+    A, B = Buffer("A", "float32", (n,)), Buffer("B", "float32", (n,))
+    i = Var("i")
+    idx = ramp(mul(i, c(16)), 16)
+    on = Compare("lt", i, c(1))  # only the first vector
+    f = PrimFunc("pv", (A, B), loop(i, 2, Store(B, (idx,), Load(A, (idx,), "float32x16", on),
+                                                  on)))
+    a, b = data("float32", n), np.zeros(n, np.float32)
+    build(f)(a, b)
+    np.testing.assert_array_equal(b, np.where(np.arange(n) < 16, a, 0))

@@ -178,7 +178,7 @@ class StmtGen(ExprGen):
             fn.memo.clear()
             return
         vt, mt = vec(el, n), f"<{n} x i1>"
-        mask = self.expr(s.pred) if s.pred is not None else None
+        mask = self.mask(s.pred, n)
         ramp = (index, 1) if dt.lanes(index.dtype) == 1 else split_ramp(index)
         if ramp is not None and ramp[1] == 1:
             p = self.gep(buf, self.index(ramp[0]))

@@ -124,6 +124,15 @@ class ExprGen:
     def true_mask(self, n: int) -> str:
         return "splat (i1 true)"
 
+    def mask(self, pred: Expr | None, n: int) -> str | None:
+        """``<n x i1>`` for a predicate (a scalar bool predicate applies to every lane)."""
+        if pred is None:
+            return None
+        m = self.expr(pred)
+        if dt.lanes(pred.dtype) == 1:
+            return self.splat(m, "i1", n)
+        return m
+
     # ------------------------------------------------------------------ leaves
 
     def _const(self, e: Const) -> str:
@@ -381,7 +390,7 @@ class ExprGen:
                 return self._guarded_scalar_load(e, p, el, align)
             return self.from_mem(fn.op(f"load {el}, ptr {p}, align {align}"), e.dtype)
         vt = vec(el, n)
-        mask = self.expr(e.pred) if e.pred is not None else None
+        mask = self.mask(e.pred, n)
         ramp = (index, 1) if dt.lanes(index.dtype) == 1 else split_ramp(index)
         if ramp is not None and ramp[1] == 1:
             p = self.gep(buf, self.index(ramp[0]))
