@@ -20,7 +20,7 @@ from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Seq, Stmt, Store
 from tiletune.ir.tensor import IterVar
 
 _KIND = {None: "serial", "unrolled": "unrolled", "vectorized": "vectorized",
-         "parallel": "parallel", "spatial": "spatial"}
+         "parallel": "parallel", "spatial": "spatial", "virtual_thread": "serial"}
 
 
 def identity(combiner: str, dtype: str) -> Expr:

@@ -18,7 +18,12 @@ from tiletune.errors import ScheduleError
 from tiletune.ir.expr import TensorRead, Var
 from tiletune.ir.tensor import ComputeOp, IterVar, Operation, PlaceholderOp, Tensor
 
-ANNOTATIONS = ("unrolled", "vectorized", "parallel", "spatial")
+ANNOTATIONS = ("unrolled", "vectorized", "parallel", "spatial", "virtual_thread")
+
+#: Memory scopes of a stage's buffer: host memory, registers/stack, and the VTA accelerator's
+#: on-chip input, weight and accumulator SRAMs (see ``Stage.set_scope``).
+SCOPES = ("global", "local", "vta.inp", "vta.wgt", "vta.acc")
+MAX_VIRTUAL_THREADS = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,6 +303,53 @@ class Stage:
                 self.fail(f"{what} would put loop {iv.name} inside the spatial block; spatial "
                           f"loops must stay innermost")
 
+    def virtual_thread(self, axis: IterVar) -> None:
+        """Run the iterations of a data loop as interleaved virtual threads.
+
+        Each iteration (thread) gets its own copy of every buffer allocated inside the loop,
+        and an accelerator backend interleaves the threads' instruction streams so that one
+        thread's loads overlap another's compute (VTA supports 2 threads). On the CPU the
+        loop simply runs serially.
+
+        Before::
+
+            for co.outer in range(8):
+              inp = allocate(vta.inp); load(inp); gemm(acc, inp)
+        After ``vt, co_o = s[out].split(co_outer, nparts=2); s[out].virtual_thread(vt)``::
+
+            for vt in virtual_thread(2):        # thread 0 and thread 1, interleaved
+              for co.outer.inner in range(4):
+                inp = allocate(vta.inp)         # one copy per thread
+                load(inp); gemm(acc, inp)
+        """
+        iv = self._leaf(axis, "virtual_thread")
+        if iv.kind == "reduce":
+            self.fail(f"virtual_thread on reduce loop {iv.name}: threads would race on the "
+                      f"accumulator; use a data loop")
+        if not isinstance(iv.extent, int) or not 1 <= iv.extent <= MAX_VIRTUAL_THREADS:
+            self.fail(f"virtual_thread needs a constant extent in 1..{MAX_VIRTUAL_THREADS} (one "
+                      f"buffer copy per thread), loop {iv.name} has {iv.extent}; split it first")
+        self._annotate(iv, "virtual_thread")
+
+    def set_scope(self, scope: str) -> None:
+        """Keep this stage's buffer in memory ``scope`` (one of ``SCOPES``).
+
+        "vta.inp", "vta.wgt" and "vta.acc" are the VTA accelerator's input, weight and
+        accumulator SRAMs: a stage in such a scope must be computed at a loop of its
+        consumer (``compute_at``) so that only a tile of it lives on chip.
+
+        Before: ``pad = allocate(int8[1, 2, 10, 10, 1, 16], global)``
+        After ``s[pad].set_scope("vta.inp")``: ``pad = allocate(int8[...], vta.inp)``
+        """
+        if scope not in SCOPES:
+            self.fail(f"set_scope: unknown scope {scope!r}; use one of {', '.join(SCOPES)}")
+        if self.attach_type == "inline":
+            self.fail(f"set_scope: stage {self.name} is inlined and has no buffer")
+        if self.origin_op in self.schedule.output_ops and scope != "global":
+            self.fail(f"set_scope({scope!r}) of output {self.name}: outputs live in global "
+                      f"memory; compute into a cache stage in {scope} instead")
+        self.scope = scope
+
     # ------------------------------------------------------------------ placement
     def compute_at(self, parent: Stage, axis: IterVar) -> None:
         """Compute this stage inside loop ``axis`` of its consumer ``parent``.
@@ -480,6 +532,72 @@ class Schedule:
         self.stage_map[cache_op] = cache_stage
         self.stages.insert(self.stages.index(st), cache_stage)
         return cache_op.output()
+
+
+    def cache_read(self, tensor: Tensor, scope: str, readers: Iterable[Any]) -> Tensor:
+        """Read ``tensor`` through a copy in ``scope``: the ``readers`` read the copy instead.
+
+        The readers keep their loops (splits, reorders and annotations stay valid), so
+        ``cache_read`` may come after other primitives.
+
+        Before: ``for i: for k: C[i] += A[i, k] * B[k]``
+        After ``AL = s.cache_read(A, "vta.inp", [C])``::
+
+            for i: for k: A.vta.inp[i, k] = A[i, k]
+            for i: for k: C[i] += A.vta.inp[i, k] * B[k]
+        Typically followed by ``s[AL].compute_at(s[C], axis)`` to copy one tile at a time
+        (on VTA, a DMA load into the on-chip buffer).
+        """
+        if not isinstance(tensor, Tensor):
+            raise ScheduleError(f"cache_read takes a tensor, got {tensor!r}")
+        if scope not in SCOPES or scope == "global":
+            raise ScheduleError(f"cache_read: scope must be one of "
+                                f"{', '.join(x for x in SCOPES if x != 'global')}, got {scope!r}")
+        if isinstance(readers, (Tensor, Stage)):
+            readers = [readers]
+        stages: list[Stage] = []
+        for r in readers:
+            st = r if isinstance(r, Stage) else self[r] if isinstance(r, Tensor) else None
+            if st is None or st.schedule is not self:
+                raise ScheduleError(f"cache_read readers must be tensors or stages of this "
+                                    f"schedule, got {r!r}")
+            if not any(t.op is tensor.op for t in st.op.input_tensors):
+                readers_now = ", ".join(s.name for s in self.stages if any(
+                    t.op is tensor.op for t in s.op.input_tensors)) or "none"
+                st.fail(f"cache_read({tensor.name}): stage {st.name} does not read "
+                        f"{tensor.name} (its readers: {readers_now})")
+            if st not in stages:
+                stages.append(st)
+        if not stages:
+            raise ScheduleError(f"cache_read({tensor.name}) needs at least one reader")
+        names = {s.name for s in self.stages}
+        name, k = f"{tensor.name}.{scope}", 1
+        while name in names:
+            name, k = f"{tensor.name}.{scope}{k}", k + 1
+        axes = tuple(IterVar(Var(f"ax{d}"), 0, n, "data") for d, n in enumerate(tensor.shape))
+        cache_op = ComputeOp(name, axes, TensorRead(tensor, tuple(a.var for a in axes)))
+        cache = cache_op.output()
+        from tiletune.ir.functor import Rewriter
+
+        class _Redirect(Rewriter):
+            def visit_TensorRead(self, e: TensorRead) -> Any:
+                idx = tuple(self.visit(i) for i in e.indices)
+                if e.tensor.op is tensor.op:
+                    return TensorRead(cache, idx)
+                return e if all(a is b for a, b in zip(idx, e.indices)) else TensorRead(
+                    e.tensor, idx)
+
+        for st in stages:
+            old = st.op
+            new_op = ComputeOp(old.name, old.axis, _Redirect().visit(old.body), old.tag,
+                               old.attrs)
+            st.op = new_op
+            self.stage_map[new_op] = st
+        cache_stage = Stage(cache_op, self)
+        cache_stage.scope = scope
+        self.stage_map[cache_op] = cache_stage
+        self.stages.insert(min(self.stages.index(st) for st in stages), cache_stage)
+        return cache
 
 
 def _topo_ops(outputs: list[Operation]) -> list[Operation]:

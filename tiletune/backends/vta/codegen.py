@@ -1,0 +1,430 @@
+"""VTA code generation: run the host loops of the loop nest, turn each innermost nest into
+instructions, and interleave virtual threads.
+
+Like VTA's runtime (the CPU runs the outer loops and pushes instructions), the generator
+walks the annotated loop nest with concrete values for every loop that encloses an
+allocation or several statements. An innermost nest (loops around one Store) becomes one
+*op*: a group of instructions for one module, with the SRAM entries it reads and writes:
+
+    LOAD   sram[..] = G[..] (zero padding where masked)     load module (ACC: compute)
+    GEMM   acc += inp * wgt, and the reset acc = 0          compute module
+    ALU    acc = f(acc, imm | acc)                           compute module
+    STORE  out[..] = int8(acc[..])                           store module
+
+Indices are evaluated over the nest's grid with NumPy (``evaluate.Grid``) and folded into
+hardware loops (``fold``). A ``virtual_thread`` loop runs each thread into its own op list,
+with its own copy of the buffers allocated inside (``lower_vta.MemoryPlan``), and the lists
+are merged segment by segment (a segment is a run of ops on one module): thread 0's loads,
+thread 1's loads, thread 0's GEMMs, thread 1's GEMMs, ... so one thread's DMA overlaps the
+other's compute once ``sync`` has added the dependency tokens.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tiletune.backends.vta.config import VTAConfig
+from tiletune.backends.vta.evaluate import Env, Grid, compile_expr, flat_index
+from tiletune.backends.vta.fold import fold_loops, plan_dma, restrict_to_box
+from tiletune.backends.vta.isa import AluOp, MemType, Module
+from tiletune.backends.vta.lower_vta import VTA_SCOPES, VTAFunc, element_shape
+from tiletune.backends.vta.patterns import AluStep, alu_chain, is_reset, match_copy, match_gemm
+from tiletune.errors import LoweringError, VTAError
+from tiletune.ir.expr import Cast, Const, Expr, Load, Var
+from tiletune.ir.functor import collect
+from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Seq, Stmt, Store
+
+Interval = tuple[str, int, int]  # (SRAM name, first entry, one past the last)
+
+
+@dataclass
+class Op:
+    """Instructions of one module plus the SRAM entries they read and write."""
+
+    module: Module
+    insns: list[tuple[Any, ...]]
+    reads: list[Interval] = field(default_factory=list)
+    writes: list[Interval] = field(default_factory=list)
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class ArgInfo:
+    """Where a kernel argument lives in DRAM: its memory kind and base address."""
+
+    buffer: Buffer
+    kind: MemType
+    base: int
+
+
+def arg_kinds(vf: VTAFunc) -> dict[int, MemType]:
+    """The DRAM element kind of every argument, from the nests that read or write it."""
+    kinds: dict[int, MemType] = {}
+    params = {b.uid: b for b in vf.func.params}
+
+    def note(buf: Buffer, kind: MemType) -> None:
+        old = kinds.setdefault(buf.uid, kind)
+        if old != kind:
+            raise VTAError(f"argument {buf.name} is accessed both as {old.name} and as "
+                           f"{kind.name} data; pass separate arrays")
+
+    for st in _stores(vf.func.body):
+        if st.buffer.uid in params:
+            note(st.buffer, MemType.OUT)
+        elif st.buffer.scope in VTA_SCOPES:
+            copy = match_copy(st.value)
+            if copy is None or copy.source.buffer.uid not in params:
+                continue
+            src = copy.source.buffer
+            kind = {"vta.inp": MemType.INP, "vta.wgt": MemType.WGT}.get(st.buffer.scope)
+            if kind is None:
+                kind = MemType.ACC if src.dtype == "int32" else MemType.ACC_8BIT
+            note(src, kind)
+    for b in vf.func.params:
+        if b.uid not in kinds:
+            raise VTAError(f"argument {b.name} is neither loaded nor stored by the VTA "
+                           "program")
+    return kinds
+
+
+def _stores(s: Stmt) -> list[Store]:
+    return collect(s, lambda n: isinstance(n, Store))
+
+
+class CodeGen:
+    """Turns an annotated, planned loop nest into a list of ops (see the module docstring)."""
+
+    def __init__(self, vf: VTAFunc, config: VTAConfig, args: dict[int, ArgInfo]) -> None:
+        self.vf, self.config, self.args = vf, config, args
+        self.bases: dict[int, int] = {}  # on-chip buffer uid -> entry offset (this thread)
+        c = config
+        self.max_iter = (1 << c.loop_iter_width) - 1
+        self.max_kernel = max(1, c.uop_depth // 8)
+        w = c.width
+        self.gemm_factors = ((1 << w("gemm", "dst_factor_out")) - 1,
+                             (1 << w("gemm", "src_factor_out")) - 1,
+                             (1 << w("gemm", "wgt_factor_out")) - 1)
+        self.alu_factors = ((1 << w("alu", "dst_factor_out")) - 1,
+                            (1 << w("alu", "src_factor_out")) - 1)
+        self.max_dma = (1 << w("mem", "x_size")) - 1
+        self.max_pad = (1 << w("mem", "y_pad_0")) - 1
+        self.imm_range = (-(1 << (c.alu_imm_width - 1)), (1 << (c.alu_imm_width - 1)) - 1)
+
+    def run(self) -> list[Op]:
+        return self._stmt(self.vf.func.body, {}, dict.fromkeys(VTA_SCOPES, 0))
+
+    # -- host-level statements ------------------------------------------------------------
+    def _stmt(self, s: Stmt, env: Env, shift: dict[str, int]) -> list[Op]:
+        if _is_nest(s):
+            return self._nest(s, env)
+        if isinstance(s, Seq):
+            return [op for x in s.stmts for op in self._stmt(x, env, shift)]
+        if isinstance(s, Allocate):
+            b = s.buffer
+            self.bases[b.uid] = self.vf.plan.offsets[b.uid] + shift[b.scope]
+            return self._stmt(s.body, env, shift)
+        if isinstance(s, IfThenElse):
+            if bool(compile_expr(s.cond)(env)):
+                return self._stmt(s.then, env, shift)
+            return [] if s.else_ is None else self._stmt(s.else_, env, shift)
+        if isinstance(s, For):
+            lo, n = self._int(s.lo, env), self._int(s.extent, env)
+            if s.kind == "virtual_thread":
+                stride = self.vf.plan.thread_stride[s.var.uid]
+                threads = [self._stmt(s.body, {**env, s.var.uid: lo + t},
+                                      {k: shift[k] + t * stride[k] for k in shift})
+                           for t in range(n)]
+                return interleave(threads)
+            out: list[Op] = []
+            for v in range(lo, lo + n):
+                out += self._stmt(s.body, {**env, s.var.uid: v}, shift)
+            return out
+        raise LoweringError(f"VTA codegen: unexpected statement {s!r}")
+
+    @staticmethod
+    def _int(e: Expr, env: Env) -> int:
+        return int(compile_expr(e)(env))
+
+    # -- innermost nests ------------------------------------------------------------------
+    def _nest(self, s: Stmt, env: Env) -> list[Op]:
+        loops: list[tuple[Var, int]] = []
+        conds: list[Expr] = []
+        while not isinstance(s, Store):
+            if isinstance(s, For):
+                if self._int(s.lo, env) != 0:
+                    raise LoweringError(f"VTA codegen: loop {s.var.name} does not start at 0")
+                loops.append((s.var, self._int(s.extent, env)))
+                s = s.body
+            else:
+                assert isinstance(s, IfThenElse)
+                conds.append(s.cond)
+                s = s.then
+        nest = _Nest(loops, conds, s)
+        buf, value = s.buffer, s.value
+        if buf.scope == "vta.acc" and is_reset(value):
+            return self._reset(nest, env)
+        if buf.scope == "vta.acc" and (g := match_gemm(buf, value)) is not None:
+            return self._gemm(nest, env, g.acc, g.inp, g.wgt)
+        if buf.scope in VTA_SCOPES and (copy := match_copy(value)) is not None:
+            return self._load(nest, env, copy.source, copy.cond)
+        if buf.scope == "vta.acc":
+            return self._alu(nest, env)
+        if buf.uid in self.args:
+            return self._store(nest, env)
+        raise VTAError(f"cannot map the statement `{s!r}` to a VTA instruction")
+
+    def _elements(self, nest: _Nest, idx: tuple, dims: tuple[int, int], what: str
+                  ) -> tuple[int | None, int | None]:
+        """The loop vars of the two element axes (None for a size-1 axis indexed by 0)."""
+        out: list[int | None] = []
+        extents = {v.uid: n for v, n in nest.loops}
+        for e, n in zip(idx[-2:], dims):
+            if isinstance(e, Const) and e.value == 0 and n == 1:
+                out.append(None)
+            elif isinstance(e, Var) and extents.get(e.uid) == n:
+                out.append(e.uid)
+            else:
+                raise VTAError(f"{what}: the last two indices must run over the whole "
+                               f"{dims[0]} x {dims[1]} element (one SRAM entry), got "
+                               f"{', '.join(map(repr, idx[-2:]))}")
+        return out[0], out[1]
+
+    def _grid(self, nest: _Nest, element_vars: Sequence[int | None], what: str) -> Grid:
+        evars = {u for u in element_vars if u is not None}
+        loops = [(v, n) for v, n in nest.loops if v.uid not in evars]
+        for c in nest.conds:
+            if _uses(c, evars):
+                raise VTAError(f"{what}: a condition depends on an element axis")
+        return Grid(loops)
+
+    def _check_leading(self, loads: Sequence[Any], evars: Sequence[int | None], what: str
+                       ) -> None:
+        uids = {u for u in evars if u is not None}
+        for ld in loads:
+            for e in ld.indices[:-2]:
+                if _uses(e, uids):
+                    raise VTAError(f"{what}: {ld.buffer.name} is indexed by an element axis "
+                                   "outside its last two dimensions")
+
+    def _mask(self, nest: _Nest, grid: Grid, env: Env) -> np.ndarray | None:
+        if not nest.conds:
+            return None
+        mask = np.ones(grid.shape, bool)
+        for c in nest.conds:
+            mask &= grid.eval(c, env).astype(bool)
+        return mask
+
+    def _sram(self, grid: Grid, env: Env, buf: Buffer, indices: tuple) -> np.ndarray:
+        if buf.uid not in self.bases:
+            raise LoweringError(f"on-chip buffer {buf.name} is used outside its allocation")
+        lead = [grid.eval(e, env) for e in indices[:-2]]
+        return self.bases[buf.uid] + flat_index(lead, buf.shape[:-2])
+
+    def _dram(self, grid: Grid, env: Env, buf: Buffer, indices: tuple) -> np.ndarray:
+        lead = [grid.eval(e, env) for e in indices[:-2]]
+        return self.args[buf.uid].base + flat_index(lead, buf.shape[:-2])
+
+    def _reset(self, nest: _Nest, env: Env) -> list[Op]:
+        st = nest.store
+        what = f"reset of {st.buffer.name}"
+        ev = self._elements(nest, st.indices, element_shape(self.config, "vta.acc"), what)
+        self._check_leading([st], ev, what)
+        grid = self._grid(nest, ev, what)
+        dst = self._sram(grid, env, st.buffer, st.indices)
+        arrays = restrict_to_box([dst], self._mask(nest, grid, env), what)
+        if arrays is None:
+            return []
+        insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors[:1],
+                           max_kernel=self.max_kernel)
+        return [Op(Module.COMPUTE, [("gemm", li, True) for li in insns],
+                   writes=[_span("ACC", arrays[0])], what=what)]
+
+    def _gemm(self, nest: _Nest, env: Env, acc: Load, inp: Load, wgt: Load) -> list[Op]:
+        st = nest.store
+        what = f"GEMM into {st.buffer.name}"
+        c = self.config
+        b, o = self._elements(nest, st.indices, (c.batch, c.block_out), what)
+        if self._elements(nest, acc.indices, (c.batch, c.block_out), what) != (b, o):
+            raise VTAError(f"{what}: the accumulator is read at another element")
+        bi, i = self._elements(nest, inp.indices, (c.batch, c.block_in), what)
+        o2, i2 = self._elements(nest, wgt.indices, (c.block_out, c.block_in), what)
+        if bi != b or o2 != o or i2 != i or i is None or (o is not None and o == i):
+            raise VTAError(f"{what}: the spatial block must be the GEMM unit, "
+                           f"acc[b, o] += inp[b, i] * wgt[o, i] over BATCH x BLOCK_OUT x "
+                           f"BLOCK_IN = {c.batch} x {c.block_out} x {c.block_in}")
+        ev = (b, o, i)
+        self._check_leading([st, acc, inp, wgt], ev, what)
+        grid = self._grid(nest, ev, what)
+        dst = self._sram(grid, env, st.buffer, st.indices)
+        src = self._sram(grid, env, inp.buffer, inp.indices)
+        wg = self._sram(grid, env, wgt.buffer, wgt.indices)
+        arrays = restrict_to_box([dst, src, wg], self._mask(nest, grid, env), what)
+        if arrays is None:
+            return []
+        insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors,
+                           max_kernel=self.max_kernel)
+        return [Op(Module.COMPUTE, [("gemm", li, False) for li in insns],
+                   reads=[_span("INP", arrays[1]), _span("WGT", arrays[2]),
+                          _span("ACC", arrays[0])],
+                   writes=[_span("ACC", arrays[0])], what=what)]
+
+    def _load(self, nest: _Nest, env: Env, src: Load, cond: Expr | None) -> list[Op]:
+        st = nest.store
+        what = f"load of {st.buffer.name}"
+        dims = element_shape(self.config, st.buffer.scope)
+        ev = self._elements(nest, st.indices, dims, what)
+        if self._elements(nest, src.indices, dims, what) != ev:
+            raise VTAError(f"{what}: {src.buffer.name} must be copied element by element")
+        if tuple(src.buffer.shape[-2:]) != dims:
+            raise VTAError(f"{what}: {src.buffer.name} must end in the {dims[0]} x {dims[1]} "
+                           f"element shape, got shape {src.buffer.shape}")
+        self._check_leading([st, src], ev, what)
+        grid = self._grid(nest, ev, what)
+        if cond is not None and _uses(cond, {u for u in ev if u is not None}):
+            raise VTAError(f"{what}: the padding condition depends on an element axis")
+        sram = self._sram(grid, env, st.buffer, st.indices)
+        dram = self._dram(grid, env, src.buffer, src.indices)
+        mask = self._mask(nest, grid, env)
+        if cond is not None:
+            m = grid.eval(cond, env).astype(bool)
+            mask = m if mask is None else mask & m
+        dmas = plan_dma(sram, dram, mask, max_size=self.max_dma, max_pad=self.max_pad,
+                        what=what)
+        mem = self.args[src.buffer.uid].kind
+        name = {"vta.inp": "INP", "vta.wgt": "WGT", "vta.acc": "ACC"}[st.buffer.scope]
+        module = Module.LOAD if name in ("INP", "WGT") else Module.COMPUTE
+        return [Op(module, [("load", mem, d) for d in dmas], writes=[_span(name, sram)],
+                   what=what)]
+
+    def _store(self, nest: _Nest, env: Env) -> list[Op]:
+        st = nest.store
+        what = f"store of {st.buffer.name}"
+        value = st.value
+        c = self.config
+        if st.buffer.dtype != str(c.out_dtype):
+            raise VTAError(f"{what}: STORE writes {c.out_dtype} (ACC truncated to its low "
+                           f"bits); output {st.buffer.name} is {st.buffer.dtype}")
+        inner = value.a if isinstance(value, Cast) else value
+        if not (isinstance(inner, Load) and inner.buffer.scope == "vta.acc"):
+            raise VTAError(f"{what}: the output must be a cast of a vta.acc stage, got "
+                           f"{value!r}")
+        dims = (c.batch, c.block_out)
+        ev = self._elements(nest, st.indices, dims, what)
+        if self._elements(nest, inner.indices, dims, what) != ev:
+            raise VTAError(f"{what}: {inner.buffer.name} must be stored element by element")
+        self._check_leading([st, inner], ev, what)
+        grid = self._grid(nest, ev, what)
+        sram = self._sram(grid, env, inner.buffer, inner.indices)
+        dram = self._dram(grid, env, st.buffer, st.indices)
+        arrays = restrict_to_box([sram, dram], self._mask(nest, grid, env), what)
+        if arrays is None:
+            return []
+        dmas = plan_dma(arrays[0], arrays[1], None, max_size=self.max_dma,
+                        max_pad=self.max_pad, what=what)
+        return [Op(Module.STORE, [("store", d) for d in dmas], reads=[_span("ACC", arrays[0])],
+                   what=what)]
+
+    def _alu(self, nest: _Nest, env: Env) -> list[Op]:
+        st = nest.store
+        what = f"ALU stage {st.buffer.name}"
+        try:
+            base, steps = alu_chain(st.value)
+        except VTAError as e:
+            raise VTAError(f"{what}: {e}") from None
+        c = self.config
+        dims = (c.batch, c.block_out)
+        ev = self._elements(nest, st.indices, dims, what)
+        operands = [base] + [s.src for s in steps if s.src is not None]
+        for ld in operands:
+            if ld.buffer.scope != "vta.acc":
+                raise VTAError(f"{what}: ALU operands must be vta.acc buffers, "
+                               f"{ld.buffer.name} is {ld.buffer.scope}")
+            if self._elements(nest, ld.indices, dims, what) != ev:
+                raise VTAError(f"{what}: {ld.buffer.name} must be read element by element "
+                               "(the ALU works on whole ACC entries)")
+        self._check_leading([st] + operands, ev, what)
+        grid = self._grid(nest, ev, what)
+        dst = self._sram(grid, env, st.buffer, st.indices)
+        srcs = {id(ld): self._sram(grid, env, ld.buffer, ld.indices) for ld in operands}
+        mask = self._mask(nest, grid, env)
+        x = srcs[id(base)]
+        if np.unique(dst).size != dst.size:
+            raise VTAError(f"{what}: several iterations write the same ACC entry")
+        todo: list[tuple[AluStep, np.ndarray | None]] = []
+        if not np.array_equal(x, dst):
+            if np.intersect1d(x, dst).size:
+                raise VTAError(f"{what}: the operand overlaps the result at other entries")
+            todo += [(AluStep(AluOp.MUL, imm=0), None), (AluStep(AluOp.ADD, src=base), x)]
+        todo += [(s, None if s.src is None else srcs[id(s.src)]) for s in steps]
+        insns: list[tuple[Any, ...]] = []
+        reads = [_span("ACC", dst)]
+        for step, src in todo:
+            if step.imm is not None and not self.imm_range[0] <= step.imm <= self.imm_range[1]:
+                raise VTAError(f"{what}: immediate {step.imm} does not fit the ALU's "
+                               f"{c.alu_imm_width}-bit signed immediate")
+            arrays = [dst] if src is None else [dst, src]
+            if src is not None:
+                overlap = np.isin(src, dst) & (src != dst)
+                if overlap.any():
+                    raise VTAError(f"{what}: an operand overlaps the result at other entries")
+                reads.append(_span("ACC", src))
+            arrays = restrict_to_box(arrays, mask, what)
+            if arrays is None:
+                return []
+            for li in fold_loops(arrays, max_iter=self.max_iter,
+                                 max_factor=self.alu_factors[:len(arrays)],
+                                 max_kernel=self.max_kernel):
+                insns.append(("alu", li, step.op, step.imm))
+        return [Op(Module.COMPUTE, insns, reads=reads, writes=[_span("ACC", dst)], what=what)]
+
+
+@dataclass
+class _Nest:
+    loops: list[tuple[Var, int]]
+    conds: list[Expr]
+    store: Store
+
+
+def _uses(e: Any, uids: set[int]) -> bool:
+    """Does ``e`` mention a variable whose uid is in ``uids``?"""
+    return bool(uids) and any(v.uid in uids for v in collect(e, lambda n: isinstance(n, Var)))
+
+
+def _is_nest(s: Stmt) -> bool:
+    while True:
+        if isinstance(s, Store):
+            return True
+        if isinstance(s, For) and s.kind != "virtual_thread":
+            s = s.body
+        elif isinstance(s, IfThenElse) and s.else_ is None:
+            s = s.then
+        else:
+            return False
+
+
+def _span(name: str, a: np.ndarray) -> Interval:
+    return (name, int(a.min()), int(a.max()) + 1)
+
+
+def interleave(threads: list[list[Op]]) -> list[Op]:
+    """Merge threads segment by segment (a segment: consecutive ops of one module)."""
+    segs = [_segments(t) for t in threads]
+    out: list[Op] = []
+    for k in range(max((len(s) for s in segs), default=0)):
+        for s in segs:
+            if k < len(s):
+                out += s[k]
+    return out
+
+
+def _segments(ops: list[Op]) -> list[list[Op]]:
+    out: list[list[Op]] = []
+    for op in ops:
+        if out and out[-1][-1].module == op.module:
+            out[-1].append(op)
+        else:
+            out.append([op])
+    return out
