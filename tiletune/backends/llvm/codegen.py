@@ -117,10 +117,11 @@ class StmtGen(ExprGen):
         lo = self.index(s.lo)
         if ce == 1:  # no loop; the memo must not mix two bindings of the same variable
             self.fn.memo.clear()
+            self.fn.push_scope()
             self.vars[s.var.uid] = self._loop_value(s.var, lo)
             self.stmt(s.body)
             del self.vars[s.var.uid]
-            self.fn.memo.clear()
+            self.fn.pop_scope()
             return
         if isinstance(ce, int) and isinstance(cl, int):
             end = str(cl + ce)
@@ -150,9 +151,11 @@ class StmtGen(ExprGen):
         i = fn.fresh(value_name(var.name) + ".")
         slot = len(fn.body)
         fn.body.append("")
+        fn.push_scope()
         self.vars[var.uid] = self._loop_value(var, i)
         self.stmt(body)
         del self.vars[var.uid]
+        fn.pop_scope()
         nxt = fn.op(f"add nsw i64 {i}, 1")
         done = fn.op(f"icmp eq i64 {nxt}, {end}")
         fn.body[slot] = f"  {i} = phi i64 [ {start}, %{pre} ], [ {nxt}, %{fn.block} ]"
@@ -247,11 +250,15 @@ class StmtGen(ExprGen):
         other = fn.label("else") if s.else_ is not None else join
         fn.emit(f"br i1 {cond}, label %{then}, label %{other}")
         fn.start_block(then)
+        fn.push_scope()
         self.stmt(s.then)
+        fn.pop_scope()
         fn.emit(f"br label %{join}")
         if s.else_ is not None:
             fn.start_block(other)
+            fn.push_scope()
             self.stmt(s.else_)
+            fn.pop_scope()
             fn.emit(f"br label %{join}")
         fn.start_block(join)
 

@@ -146,8 +146,24 @@ class FunctionText:
         self.allocas: list[str] = []
         self.block = "entry"
         self.memo: dict[int, tuple[object, str]] = {}
+        # structural CSE of pure index arithmetic, valid in the scope that computed it and
+        # every scope nested in it (those blocks are dominated by the computing block)
+        self.pure: dict[object, str] = {}
+        self._pure_scopes: list[list[object]] = [[]]
         self._n = 0
         self._prefix = prefix
+
+    def push_scope(self) -> None:
+        self._pure_scopes.append([])
+
+    def pop_scope(self) -> None:
+        for key in self._pure_scopes.pop():
+            self.pure.pop(key, None)
+        self.memo.clear()
+
+    def remember(self, key: object, value: str) -> None:
+        self.pure[key] = value
+        self._pure_scopes[-1].append(key)
 
     def fresh(self, hint: str = "") -> str:
         self._n += 1

@@ -53,6 +53,28 @@ def _bool_t(dtype: str) -> str:
     return ll_type(dt.with_lanes("bool", dt.lanes(dtype)))
 
 
+_PURE_TYPES = (Binary, Compare, Not, Select, Cast, Ramp, Broadcast)
+_PURITY: dict[int, tuple[object, bool]] = {}
+
+
+def _is_pure(e: Expr) -> bool:
+    """No Load or Call below: the value depends on variables only (safe to reuse)."""
+    hit = _PURITY.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    if isinstance(e, (Const, Var)):
+        return True
+    if not isinstance(e, _PURE_TYPES):
+        out = False
+    else:
+        out = all(_is_pure(getattr(e, f)) for f in ("a", "b", "cond", "base", "stride", "value")
+                  if isinstance(getattr(e, f, None), Expr))
+    if len(_PURITY) > 200_000:
+        _PURITY.clear()
+    _PURITY[id(e)] = (e, out)
+    return out
+
+
 def split_ramp(e: Expr) -> tuple[Expr, int] | None:
     """``(scalar base, constant stride)`` when vector index ``e`` is affine; else None."""
     if isinstance(e, Ramp):
@@ -94,8 +116,16 @@ class ExprGen:
         if meth is None:
             raise BuildError(f"the LLVM backend cannot compile {type(e).__name__} node {e!r}; "
                              "it should have been lowered before code generation")
+        pure = type(e) in _PURE_TYPES and _is_pure(e)
+        if pure:
+            v = self.fn.pure.get(e)
+            if v is not None:
+                self.fn.memo[id(e)] = (e, v)
+                return v
         v = meth(self, e)
         self.fn.memo[id(e)] = (e, v)
+        if pure:
+            self.fn.remember(e, v)
         return v
 
     def index(self, e: Expr) -> str:
