@@ -85,7 +85,7 @@ def test_every_failure_class_is_recorded_and_tuning_continues():
         assert res.error == EXPECTED[mode], (mode, res.describe())
         assert res.ok or ("\n" not in res.message and res.message)
     msgs = {task.space.get(i)["mode"].val: r for i, r in seen.items()}
-    assert "SIGSEGV" in msgs["crash"].message
+    assert "SIGSEGV" in msgs["crash"].message and "string_at" in msgs["crash"].traceback
     assert "max abs error" in msgs["wrong"].message
     assert "never valid" in msgs["invalid"].message and "raise_error" in msgs[
         "invalid"].traceback

@@ -27,9 +27,11 @@ WrongAnswer         outputs differ from the reference (max error in the message)
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
+import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -92,8 +94,8 @@ class MeasureOption:
 class _Worker:
     """Parent-side state of one worker process."""
 
-    def __init__(self, proc: Any, conn: Any) -> None:
-        self.proc, self.conn = proc, conn
+    def __init__(self, proc: Any, conn: Any, crash_log: str) -> None:
+        self.proc, self.conn, self.crash_log = proc, conn, crash_log
         self.started = time.monotonic()
         self.alive_ok = False  # "hello" received
         self.index: int | None = None  # candidate being measured
@@ -138,18 +140,22 @@ class LocalMeasurer:
     # -- worker life cycle ------------------------------------------------------------------
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
+        fd, crash_log = tempfile.mkstemp(prefix="tiletune-worker-", suffix=".log")
+        os.close(fd)
         proc = self._ctx.Process(
             target=worker_main, daemon=True, name=f"tiletune-measure-{self.task.name}",
-            args=(child, self._task_json, self._opts, self.inputs, self.expected))
+            args=(child, self._task_json, self._opts, self.inputs, self.expected, crash_log))
         proc.start()
         child.close()
-        return _Worker(proc, parent)
+        return _Worker(proc, parent, crash_log)
 
     def _kill(self, w: _Worker) -> None:
         if w.proc.is_alive():
             w.proc.kill()
         w.proc.join(5)
         w.conn.close()
+        with contextlib.suppress(OSError):
+            os.unlink(w.crash_log)
 
     def _replace(self, w: _Worker) -> None:
         self._kill(w)
@@ -168,26 +174,31 @@ class LocalMeasurer:
             raise TuningError("measure got the same config index twice in one batch")
         waiting: deque[_Worker] = deque()  # built, want the token
         holder: _Worker | None = None
-        while len(results) < len(order):
-            now = time.monotonic()
-            for w in self._workers:  # hand out work
-                if w.alive_ok and w.index is None and todo:
-                    w.index, w.phase, w.t0 = todo.popleft(), "build", now
-                    w.deadline = now + self.option.build_timeout
-                    w.conn.send(("measure", w.index))
-            if holder is None and waiting:  # hand out the timing token
-                holder = waiting.popleft()
-                holder.phase, holder.deadline = "run", time.monotonic() + self.option.timeout
-                holder.conn.send(("go", holder.index, self.best_cost))
-            timeout = min((w.deadline for w in self._workers), default=now + 1) - time.monotonic()
-            objs = [w.conn for w in self._workers] + [w.proc.sentinel for w in self._workers]
-            ready = set(wait(objs, timeout=max(0.0, min(timeout, 1.0))))
+        try:
+            while len(results) < len(order):
+                now = time.monotonic()
+                for w in self._workers:  # hand out work
+                    if w.alive_ok and w.index is None and todo:
+                        w.index, w.phase, w.t0 = todo.popleft(), "build", now
+                        w.deadline = now + self.option.build_timeout
+                        w.conn.send(("measure", w.index))
+                if holder is None and waiting:  # hand out the timing token
+                    holder = waiting.popleft()
+                    holder.phase = "run"
+                    holder.deadline = time.monotonic() + self.option.timeout
+                    holder.conn.send(("go", holder.index, self.best_cost))
+                timeout = min(w.deadline for w in self._workers) - time.monotonic()
+                objs = [w.conn for w in self._workers] + [w.proc.sentinel for w in self._workers]
+                ready = set(wait(objs, timeout=max(0.0, min(timeout, 1.0))))
+                for w in list(self._workers):
+                    if self._poll(w, ready, results, waiting) and holder is w:
+                        holder = None
+        except BaseException:
+            # interrupted (Ctrl-C, a fatal worker error): no candidate may stay in flight
             for w in list(self._workers):
-                done = self._poll(w, ready, results, waiting)
-                if done and holder is w:
-                    holder = None
-                if w in waiting and w not in self._workers:
-                    waiting.remove(w)
+                if w.index is not None and not self._closed:
+                    self._replace(w)
+            raise
         return [results[i] for i in order]
 
     def _poll(self, w: _Worker, ready: set, results: dict[int, MeasureResult],
@@ -237,13 +248,16 @@ class LocalMeasurer:
         if w.index is None:
             if not w.alive_ok:
                 self.close()
-                raise TuningError(f"a measurement worker exited during start-up ({_exit(code)})")
+                raise TuningError(
+                    f"a measurement worker exited during start-up ({_exit(code)}); workers "
+                    "use the spawn start method, so a script that measures must guard its "
+                    "entry point with `if __name__ == \"__main__\":`")
             self._replace(w)
             return False
         stage = {"build": "building", "wait": "after building", "run": "running"}[w.phase]
         results[w.index] = MeasureResult.failure(
             "Crash", f"worker {_exit(code)} while {stage} config {w.index}",
-            all_cost=time.monotonic() - w.t0)
+            all_cost=time.monotonic() - w.t0, traceback=_read(w.crash_log))
         had_token = w.phase == "run"
         if w in waiting:
             waiting.remove(w)
@@ -290,6 +304,14 @@ class LocalMeasurer:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def _read(path: str, limit: int = 4000) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-limit:]
+    except OSError:
+        return ""
 
 
 def _exit(code: int | None) -> str:

@@ -56,9 +56,15 @@ def effective_number(number: int, first_call: float, max_repeat_ms: float | None
 
 
 def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
-         inputs: list[Any], expected: list[Any] | None) -> None:
-    """Entry point of a worker process (module level, so spawn can pickle it)."""
+         inputs: list[Any], expected: list[Any] | None, crash_log: str | None = None) -> None:
+    """Entry point of a worker process (module level, so spawn can pickle it).
+
+    ``crash_log``: a file where ``faulthandler`` writes the Python stack if the worker dies
+    of a fatal signal (the parent reads it into the Crash result's traceback)."""
     os.environ.update(worker_env(int(options["threads"])))
+    if crash_log:
+        import faulthandler
+        faulthandler.enable(open(crash_log, "w"))  # kept open for life
     try:
         from .task import Task
         task = Task.from_json(task_json)
