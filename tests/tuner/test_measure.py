@@ -13,9 +13,10 @@ import tiletune as tt
 from tiletune.errors import TuningError
 from tiletune.tuner import LocalMeasurer, MeasureOption, RandomTuner, Task, template
 
-MODES = ["ok", "wrong", "invalid", "crash", "hang_build", "hang_run"]
+MODES = ["ok", "wrong", "invalid", "unbuildable", "crash", "hang_build", "hang_run"]
 EXPECTED = {"ok": None, "wrong": "WrongAnswer", "invalid": "InstantiationError",
-            "crash": "Crash", "hang_build": "BuildTimeout", "hang_run": "RunTimeout"}
+            "unbuildable": "BuildError", "crash": "Crash", "hang_build": "BuildTimeout",
+            "hang_run": "RunTimeout"}
 
 
 def _in_worker() -> bool:
@@ -49,7 +50,34 @@ def faulty(cfg, n):
             time.sleep(600)
     i, j = s[C].axis
     s[C].split(j, factor=cfg["tile"].val)
+    if mode == "unbuildable":
+        return s, [A, C]  # B is missing from the arguments: tt.build raises
     return s, [A, B, C]
+
+
+@template("test_measure_matmul")
+def matmul(cfg, N, L, M, dtype="float32"):
+    """AutoTVM-tutorial style; no reference registered: the harness builds a naive one."""
+    A = tt.placeholder((N, L), dtype, name="A")
+    B = tt.placeholder((L, M), dtype, name="B")
+    k = tt.reduce_axis(L, name="k")
+    C = tt.compute((N, M), lambda i, j: tt.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = tt.create_schedule(C)
+    y, x = s[C].axis
+    cfg.define_split("tile_y", y, num_outputs=2)
+    cfg.define_split("tile_x", x, num_outputs=2)
+    yo, yi = cfg["tile_y"].apply(s[C], y)
+    xo, xi = cfg["tile_x"].apply(s[C], x)
+    s[C].reorder(yo, xo, k, yi, xi)
+    return s, [A, B, C]
+
+
+def test_user_template_with_naive_reference():
+    task = Task("test_measure_matmul", (16, 24, 32))
+    with LocalMeasurer(task, MeasureOption(jobs=2, number=1, repeat=1)) as measure:
+        assert measure.expected is not None and not measure.reference_note
+        results = measure(task.space.sample(6, rng=2))
+    assert all(r.ok for r in results), [r.describe() for r in results]
 
 
 def test_dense_measures_successfully():
@@ -68,8 +96,8 @@ def test_dense_measures_successfully():
 
 def test_every_failure_class_is_recorded_and_tuning_continues():
     task = Task("test_faulty", (8,))
-    assert len(task.space) == 12
-    opt = MeasureOption(jobs=2, number=1, repeat=1, timeout=1.5, build_timeout=1.5)
+    assert len(task.space) == 2 * len(MODES)
+    opt = MeasureOption(jobs=2, number=1, repeat=1, timeout=2.0, build_timeout=3.0)
     seen: dict[int, tt.tuner.MeasureResult] = {}
 
     def log(tuner, indices, results):
@@ -77,9 +105,9 @@ def test_every_failure_class_is_recorded_and_tuning_continues():
 
     with LocalMeasurer(task, opt, seed=0) as measure:
         tuner = RandomTuner(task.space, seed=0)
-        summary = tuner.tune(measure, n_trial=12, batch_size=4, callbacks=[log])
+        summary = tuner.tune(measure, n_trial=len(task.space), batch_size=4, callbacks=[log])
         assert measure.n_respawns == 2 + 2 + 2  # crash, build hang, run hang x 2 tiles
-    assert summary.n_measured == 12 and len(seen) == 12
+    assert summary.n_measured == len(seen) == len(task.space)
     for index, res in seen.items():
         mode = task.space.get(index)["mode"].val
         assert res.error == EXPECTED[mode], (mode, res.describe())
