@@ -170,14 +170,15 @@ def default_config(w: VTAConv2dWorkload, config: VTAConfig = DEFAULT_CONFIG) -> 
             "oc_nthread": 1, "h_nthread": 1}
 
 
-def _check(w: VTAConv2dWorkload, cfg: Mapping[str, Any], config: VTAConfig) -> None:
+def _check(w: VTAConv2dWorkload, cfg: Mapping[str, Any], config: VTAConfig,
+           validate: bool = True) -> None:
     sp = space(w, config)
     for knob, choices in sp.items():
         if knob not in cfg:
             raise ScheduleError(f"vta_conv2d config lacks knob {knob!r} (choices {choices})")
         if cfg[knob] not in choices:
             raise ScheduleError(f"vta_conv2d knob {knob}={cfg[knob]!r} is not one of {choices}")
-    reason = invalid_reason(w, cfg, config)
+    reason = invalid_reason(w, cfg, config) if validate else None
     if reason:
         raise ScheduleError(f"vta_conv2d config {dict(cfg)}: {reason}")
 
@@ -223,10 +224,13 @@ def compute(w: VTAConv2dWorkload, config: VTAConfig = DEFAULT_CONFIG):
 
 
 def schedule(w: VTAConv2dWorkload, cfg: Mapping[str, Any] | None = None,
-             config: VTAConfig = DEFAULT_CONFIG):
-    """The schedule and kernel arguments ``[data, kernel, (bias,) out]`` for a config."""
+             config: VTAConfig = DEFAULT_CONFIG, validate: bool = True):
+    """The schedule and kernel arguments ``[data, kernel, (bias,) out]`` for a config.
+
+    ``validate=False`` skips ``is_valid`` (the compiler then reports what does not fit).
+    """
     cfg = default_config(w, config) if cfg is None else dict(cfg)
-    _check(w, cfg, config)
+    _check(w, cfg, config, validate)
     data, kernel, bias, pad, conv, res, out = compute(w, config)
     s = tt.create_schedule(out)
     kbuf = s.cache_read(kernel, "vta.wgt", [conv])

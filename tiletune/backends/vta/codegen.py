@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
-from tiletune.backends.vta.evaluate import Env, Grid, compile_expr, flat_index
+from tiletune.backends.vta.evaluate import Env, Grid, compile_expr
 from tiletune.backends.vta.fold import fold_loops, plan_dma, restrict_to_box
 from tiletune.backends.vta.isa import AluOp, MemType, Module
 from tiletune.backends.vta.lower_vta import VTA_SCOPES, VTAFunc, element_shape
@@ -100,6 +100,7 @@ class CodeGen:
     def __init__(self, vf: VTAFunc, config: VTAConfig, args: dict[int, ArgInfo]) -> None:
         self.vf, self.config, self.args = vf, config, args
         self.bases: dict[int, int] = {}  # on-chip buffer uid -> entry offset (this thread)
+        self._plans: dict[int, tuple[Stmt, _NestPlan]] = {}
         c = config
         self.max_iter = (1 << c.loop_iter_width) - 1
         self.max_kernel = max(1, c.uop_depth // 8)
@@ -130,6 +131,11 @@ class CodeGen:
             if bool(compile_expr(s.cond)(env)):
                 return self._stmt(s.then, env, shift)
             return [] if s.else_ is None else self._stmt(s.else_, env, shift)
+        if isinstance(s, For) and s.kind == "spatial" and isinstance(s.body, Seq):
+            # parallel lanes: distribute the loop over the statements (e.g. a GEMM whose
+            # reduction is entirely spatial has its reset inside the block)
+            parts = [For(s.var, s.lo, s.extent, s.kind, x) for x in s.body.stmts]
+            return [op for x in parts for op in self._stmt(x, env, shift)]
         if isinstance(s, For):
             lo, n = self._int(s.lo, env), self._int(s.extent, env)
             if s.kind == "virtual_thread":
@@ -150,13 +156,22 @@ class CodeGen:
 
     # -- innermost nests ------------------------------------------------------------------
     def _nest(self, s: Stmt, env: Env) -> list[Op]:
+        plan = self._plans.get(id(s))
+        if plan is None:
+            plan = self._plans[id(s)] = (s, self._analyze(s))
+        return plan[1].emit(self, env)
+
+    def _analyze(self, s: Stmt) -> _NestPlan:
+        """What an innermost nest is, checked once (the result is cached per nest)."""
         loops: list[tuple[Var, int]] = []
         conds: list[Expr] = []
         while not isinstance(s, Store):
             if isinstance(s, For):
-                if self._int(s.lo, env) != 0:
-                    raise LoweringError(f"VTA codegen: loop {s.var.name} does not start at 0")
-                loops.append((s.var, self._int(s.extent, env)))
+                if not (isinstance(s.lo, Const) and s.lo.value == 0
+                        and isinstance(s.extent, Const)):
+                    raise LoweringError(f"VTA codegen: loop {s.var.name} must run over a "
+                                        "constant range starting at 0")
+                loops.append((s.var, int(s.extent.value)))
                 s = s.body
             else:
                 assert isinstance(s, IfThenElse)
@@ -165,15 +180,15 @@ class CodeGen:
         nest = _Nest(loops, conds, s)
         buf, value = s.buffer, s.value
         if buf.scope == "vta.acc" and is_reset(value):
-            return self._reset(nest, env)
+            return self._reset(nest)
         if buf.scope == "vta.acc" and (g := match_gemm(buf, value)) is not None:
-            return self._gemm(nest, env, g.acc, g.inp, g.wgt)
+            return self._gemm(nest, g.acc, g.inp, g.wgt)
         if buf.scope in VTA_SCOPES and (copy := match_copy(value)) is not None:
-            return self._load(nest, env, copy.source, copy.cond)
+            return self._load(nest, copy.source, copy.cond)
         if buf.scope == "vta.acc":
-            return self._alu(nest, env)
+            return self._alu(nest)
         if buf.uid in self.args:
-            return self._store(nest, env)
+            return self._store(nest)
         raise VTAError(f"cannot map the statement `{s!r}` to a VTA instruction")
 
     def _elements(self, nest: _Nest, idx: tuple, dims: tuple[int, int], what: str
@@ -192,57 +207,29 @@ class CodeGen:
                                f"{', '.join(map(repr, idx[-2:]))}")
         return out[0], out[1]
 
-    def _grid(self, nest: _Nest, element_vars: Sequence[int | None], what: str) -> Grid:
-        evars = {u for u in element_vars if u is not None}
-        loops = [(v, n) for v, n in nest.loops if v.uid not in evars]
-        for c in nest.conds:
-            if _uses(c, evars):
-                raise VTAError(f"{what}: a condition depends on an element axis")
-        return Grid(loops)
-
-    def _check_leading(self, loads: Sequence[Any], evars: Sequence[int | None], what: str
-                       ) -> None:
+    def _plan(self, kind: str, nest: _Nest, evars: Sequence[int | None],
+              accesses: Sequence[Store | Load], what: str) -> _NestPlan:
+        """Check the element axes stay in the last two dims; compile the flat indices."""
         uids = {u for u in evars if u is not None}
-        for ld in loads:
+        for ld in accesses:
             for e in ld.indices[:-2]:
                 if _uses(e, uids):
                     raise VTAError(f"{what}: {ld.buffer.name} is indexed by an element axis "
                                    "outside its last two dimensions")
-
-    def _mask(self, nest: _Nest, grid: Grid, env: Env) -> np.ndarray | None:
-        if not nest.conds:
-            return None
-        mask = np.ones(grid.shape, bool)
         for c in nest.conds:
-            mask &= grid.eval(c, env).astype(bool)
-        return mask
+            if _uses(c, uids):
+                raise VTAError(f"{what}: a condition depends on an element axis")
+        grid = Grid([(v, n) for v, n in nest.loops if v.uid not in uids])
+        operands = [(ld.buffer, [compile_expr(e) for e in ld.indices[:-2]]) for ld in accesses]
+        return _NestPlan(kind, what, grid, [compile_expr(c) for c in nest.conds], operands)
 
-    def _sram(self, grid: Grid, env: Env, buf: Buffer, indices: tuple) -> np.ndarray:
-        if buf.uid not in self.bases:
-            raise LoweringError(f"on-chip buffer {buf.name} is used outside its allocation")
-        lead = [grid.eval(e, env) for e in indices[:-2]]
-        return self.bases[buf.uid] + flat_index(lead, buf.shape[:-2])
-
-    def _dram(self, grid: Grid, env: Env, buf: Buffer, indices: tuple) -> np.ndarray:
-        lead = [grid.eval(e, env) for e in indices[:-2]]
-        return self.args[buf.uid].base + flat_index(lead, buf.shape[:-2])
-
-    def _reset(self, nest: _Nest, env: Env) -> list[Op]:
+    def _reset(self, nest: _Nest) -> _NestPlan:
         st = nest.store
         what = f"reset of {st.buffer.name}"
         ev = self._elements(nest, st.indices, element_shape(self.config, "vta.acc"), what)
-        self._check_leading([st], ev, what)
-        grid = self._grid(nest, ev, what)
-        dst = self._sram(grid, env, st.buffer, st.indices)
-        arrays = restrict_to_box([dst], self._mask(nest, grid, env), what)
-        if arrays is None:
-            return []
-        insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors[:1],
-                           max_kernel=self.max_kernel)
-        return [Op(Module.COMPUTE, [("gemm", li, True) for li in insns],
-                   writes=[_span("ACC", arrays[0])], what=what)]
+        return self._plan("reset", nest, ev, [st], what)
 
-    def _gemm(self, nest: _Nest, env: Env, acc: Load, inp: Load, wgt: Load) -> list[Op]:
+    def _gemm(self, nest: _Nest, acc: Load, inp: Load, wgt: Load) -> _NestPlan:
         st = nest.store
         what = f"GEMM into {st.buffer.name}"
         c = self.config
@@ -255,23 +242,11 @@ class CodeGen:
             raise VTAError(f"{what}: the spatial block must be the GEMM unit, "
                            f"acc[b, o] += inp[b, i] * wgt[o, i] over BATCH x BLOCK_OUT x "
                            f"BLOCK_IN = {c.batch} x {c.block_out} x {c.block_in}")
-        ev = (b, o, i)
-        self._check_leading([st, acc, inp, wgt], ev, what)
-        grid = self._grid(nest, ev, what)
-        dst = self._sram(grid, env, st.buffer, st.indices)
-        src = self._sram(grid, env, inp.buffer, inp.indices)
-        wg = self._sram(grid, env, wgt.buffer, wgt.indices)
-        arrays = restrict_to_box([dst, src, wg], self._mask(nest, grid, env), what)
-        if arrays is None:
-            return []
-        insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors,
-                           max_kernel=self.max_kernel)
-        return [Op(Module.COMPUTE, [("gemm", li, False) for li in insns],
-                   reads=[_span("INP", arrays[1]), _span("WGT", arrays[2]),
-                          _span("ACC", arrays[0])],
-                   writes=[_span("ACC", arrays[0])], what=what)]
+        if not _same(acc.indices, st.indices):
+            raise VTAError(f"{what}: the accumulator must be read where it is written")
+        return self._plan("gemm", nest, (b, o, i), [st, inp, wgt], what)
 
-    def _load(self, nest: _Nest, env: Env, src: Load, cond: Expr | None) -> list[Op]:
+    def _load(self, nest: _Nest, src: Load, cond: Expr | None) -> _NestPlan:
         st = nest.store
         what = f"load of {st.buffer.name}"
         dims = element_shape(self.config, st.buffer.scope)
@@ -281,25 +256,14 @@ class CodeGen:
         if tuple(src.buffer.shape[-2:]) != dims:
             raise VTAError(f"{what}: {src.buffer.name} must end in the {dims[0]} x {dims[1]} "
                            f"element shape, got shape {src.buffer.shape}")
-        self._check_leading([st, src], ev, what)
-        grid = self._grid(nest, ev, what)
         if cond is not None and _uses(cond, {u for u in ev if u is not None}):
             raise VTAError(f"{what}: the padding condition depends on an element axis")
-        sram = self._sram(grid, env, st.buffer, st.indices)
-        dram = self._dram(grid, env, src.buffer, src.indices)
-        mask = self._mask(nest, grid, env)
-        if cond is not None:
-            m = grid.eval(cond, env).astype(bool)
-            mask = m if mask is None else mask & m
-        dmas = plan_dma(sram, dram, mask, max_size=self.max_dma, max_pad=self.max_pad,
-                        what=what)
-        mem = self.args[src.buffer.uid].kind
-        name = {"vta.inp": "INP", "vta.wgt": "WGT", "vta.acc": "ACC"}[st.buffer.scope]
-        module = Module.LOAD if name in ("INP", "WGT") else Module.COMPUTE
-        return [Op(module, [("load", mem, d) for d in dmas], writes=[_span(name, sram)],
-                   what=what)]
+        plan = self._plan("load", nest, ev, [st, src], what)
+        if cond is not None:  # masked-out entries become the DMA's zero padding
+            plan.conds.append(compile_expr(cond))
+        return plan
 
-    def _store(self, nest: _Nest, env: Env) -> list[Op]:
+    def _store(self, nest: _Nest) -> _NestPlan:
         st = nest.store
         what = f"store of {st.buffer.name}"
         value = st.value
@@ -315,19 +279,9 @@ class CodeGen:
         ev = self._elements(nest, st.indices, dims, what)
         if self._elements(nest, inner.indices, dims, what) != ev:
             raise VTAError(f"{what}: {inner.buffer.name} must be stored element by element")
-        self._check_leading([st, inner], ev, what)
-        grid = self._grid(nest, ev, what)
-        sram = self._sram(grid, env, inner.buffer, inner.indices)
-        dram = self._dram(grid, env, st.buffer, st.indices)
-        arrays = restrict_to_box([sram, dram], self._mask(nest, grid, env), what)
-        if arrays is None:
-            return []
-        dmas = plan_dma(arrays[0], arrays[1], None, max_size=self.max_dma,
-                        max_pad=self.max_pad, what=what)
-        return [Op(Module.STORE, [("store", d) for d in dmas], reads=[_span("ACC", arrays[0])],
-                   what=what)]
+        return self._plan("store", nest, ev, [inner, st], what)
 
-    def _alu(self, nest: _Nest, env: Env) -> list[Op]:
+    def _alu(self, nest: _Nest) -> _NestPlan:
         st = nest.store
         what = f"ALU stage {st.buffer.name}"
         try:
@@ -345,30 +299,103 @@ class CodeGen:
             if self._elements(nest, ld.indices, dims, what) != ev:
                 raise VTAError(f"{what}: {ld.buffer.name} must be read element by element "
                                "(the ALU works on whole ACC entries)")
-        self._check_leading([st] + operands, ev, what)
-        grid = self._grid(nest, ev, what)
-        dst = self._sram(grid, env, st.buffer, st.indices)
-        srcs = {id(ld): self._sram(grid, env, ld.buffer, ld.indices) for ld in operands}
-        mask = self._mask(nest, grid, env)
-        x = srcs[id(base)]
+        for step in steps:
+            lo, hi = self.imm_range
+            if step.imm is not None and not lo <= step.imm <= hi:
+                raise VTAError(f"{what}: immediate {step.imm} does not fit the ALU's "
+                               f"{c.alu_imm_width}-bit signed immediate")
+        plan = self._plan("alu", nest, ev, [st] + operands, what)
+        plan.steps = steps
+        return plan
+
+    # -- emission (per host iteration) ----------------------------------------------------
+    def _index(self, plan: _NestPlan, genv: Env, k: int, dram: bool = False) -> np.ndarray:
+        buf, fns = plan.operands[k]
+        flat: Any = 0
+        for f, n in zip(fns, buf.shape[:-2]):
+            flat = flat * int(n) + f(genv)
+        if dram:
+            base = self.args[buf.uid].base
+        else:
+            if buf.uid not in self.bases:
+                raise LoweringError(f"on-chip buffer {buf.name} is used outside its "
+                                    "allocation")
+            base = self.bases[buf.uid]
+        return np.broadcast_to(np.asarray(base + flat, np.int64), plan.grid.shape)
+
+    def _mask(self, plan: _NestPlan, genv: Env) -> np.ndarray | None:
+        mask = None
+        for c in plan.conds:
+            m = np.broadcast_to(np.asarray(c(genv), bool), plan.grid.shape)
+            mask = m if mask is None else mask & m
+        return mask
+
+    def emit_reset(self, plan: _NestPlan, genv: Env) -> list[Op]:
+        dst = self._index(plan, genv, 0)
+        arrays = restrict_to_box([dst], self._mask(plan, genv), plan.what)
+        if arrays is None:
+            return []
+        insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors[:1],
+                           max_kernel=self.max_kernel)
+        return [Op(Module.COMPUTE, [("gemm", li, True) for li in insns],
+                   writes=[_span("ACC", arrays[0])], what=plan.what)]
+
+    def emit_gemm(self, plan: _NestPlan, genv: Env) -> list[Op]:
+        arrays = [self._index(plan, genv, k) for k in range(3)]
+        arrays = restrict_to_box(arrays, self._mask(plan, genv), plan.what)
+        if arrays is None:
+            return []
+        insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors,
+                           max_kernel=self.max_kernel)
+        return [Op(Module.COMPUTE, [("gemm", li, False) for li in insns],
+                   reads=[_span("INP", arrays[1]), _span("WGT", arrays[2]),
+                          _span("ACC", arrays[0])],
+                   writes=[_span("ACC", arrays[0])], what=plan.what)]
+
+    def emit_load(self, plan: _NestPlan, genv: Env) -> list[Op]:
+        sram = self._index(plan, genv, 0)
+        dram = self._index(plan, genv, 1, dram=True)
+        dmas = plan_dma(sram, dram, self._mask(plan, genv), max_size=self.max_dma,
+                        max_pad=self.max_pad, what=plan.what)
+        dst, src = plan.operands[0][0], plan.operands[1][0]
+        name = {"vta.inp": "INP", "vta.wgt": "WGT", "vta.acc": "ACC"}[dst.scope]
+        module = Module.LOAD if name in ("INP", "WGT") else Module.COMPUTE
+        mem = self.args[src.uid].kind
+        return [Op(module, [("load", mem, d) for d in dmas], writes=[_span(name, sram)],
+                   what=plan.what)]
+
+    def emit_store(self, plan: _NestPlan, genv: Env) -> list[Op]:
+        sram = self._index(plan, genv, 0)
+        dram = self._index(plan, genv, 1, dram=True)
+        arrays = restrict_to_box([sram, dram], self._mask(plan, genv), plan.what)
+        if arrays is None:
+            return []
+        dmas = plan_dma(arrays[0], arrays[1], None, max_size=self.max_dma,
+                        max_pad=self.max_pad, what=plan.what)
+        return [Op(Module.STORE, [("store", d) for d in dmas],
+                   reads=[_span("ACC", arrays[0])], what=plan.what)]
+
+    def emit_alu(self, plan: _NestPlan, genv: Env) -> list[Op]:
+        what = plan.what
+        dst = self._index(plan, genv, 0)
+        x = self._index(plan, genv, 1)
+        srcs = [self._index(plan, genv, k) for k in range(2, len(plan.operands))]
+        mask = self._mask(plan, genv)
         if np.unique(dst).size != dst.size:
             raise VTAError(f"{what}: several iterations write the same ACC entry")
         todo: list[tuple[AluStep, np.ndarray | None]] = []
         if not np.array_equal(x, dst):
             if np.intersect1d(x, dst).size:
                 raise VTAError(f"{what}: the operand overlaps the result at other entries")
-            todo += [(AluStep(AluOp.MUL, imm=0), None), (AluStep(AluOp.ADD, src=base), x)]
-        todo += [(s, None if s.src is None else srcs[id(s.src)]) for s in steps]
+            todo += [(AluStep(AluOp.MUL, imm=0), None), (AluStep(AluOp.ADD), x)]
+        it = iter(srcs)
+        todo += [(s, None if s.src is None else next(it)) for s in plan.steps]
         insns: list[tuple[Any, ...]] = []
         reads = [_span("ACC", dst)]
         for step, src in todo:
-            if step.imm is not None and not self.imm_range[0] <= step.imm <= self.imm_range[1]:
-                raise VTAError(f"{what}: immediate {step.imm} does not fit the ALU's "
-                               f"{c.alu_imm_width}-bit signed immediate")
             arrays = [dst] if src is None else [dst, src]
             if src is not None:
-                overlap = np.isin(src, dst) & (src != dst)
-                if overlap.any():
+                if (np.isin(src, dst) & (src != dst)).any():
                     raise VTAError(f"{what}: an operand overlaps the result at other entries")
                 reads.append(_span("ACC", src))
             arrays = restrict_to_box(arrays, mask, what)
@@ -379,6 +406,27 @@ class CodeGen:
                                  max_kernel=self.max_kernel):
                 insns.append(("alu", li, step.op, step.imm))
         return [Op(Module.COMPUTE, insns, reads=reads, writes=[_span("ACC", dst)], what=what)]
+
+
+@dataclass
+class _NestPlan:
+    """An analysed innermost nest: its kind, grid, conditions and flat-index functions."""
+
+    kind: str
+    what: str
+    grid: Grid
+    conds: list[Any]
+    operands: list[tuple[Buffer, list[Any]]]  # (buffer, index fns of its leading dims)
+    steps: list[AluStep] = field(default_factory=list)
+
+    def emit(self, cg: CodeGen, env: Env) -> list[Op]:
+        genv = {**env, **self.grid.axes}
+        return getattr(cg, f"emit_{self.kind}")(self, genv)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    from tiletune.ir.expr import structural_equal
+    return len(a) == len(b) and all(structural_equal(x, y) for x, y in zip(a, b))
 
 
 @dataclass

@@ -6,7 +6,7 @@ loops at once, with NumPy broadcasting::
 
     f = compile_expr(e)                 # cached per expression node
     grid = Grid(loops)                  # loops: [(Var, extent), ...], outermost first
-    idx = grid.eval(e, env)             # int64 array of grid.shape (env: host var uid -> int)
+    idx = grid.eval(e, env)             # array of grid.shape (env: host var uid -> int)
 
 ``strides(arrays)`` then tells, for each grid axis, whether every array moves by a constant
 step along it (the axis can become a hardware loop) and by how much.
@@ -102,10 +102,6 @@ class Grid:
         value = compile_expr(e)({**env, **self.axes})
         return np.broadcast_to(np.asarray(value), self.shape)
 
-    def eval_fn(self, fn: Fn, env: Env) -> np.ndarray:
-        value = fn({**env, **self.axes})
-        return np.broadcast_to(np.asarray(value), self.shape)
-
 
 def strides(arrays: Sequence[np.ndarray]) -> list[tuple[int, ...] | None]:
     """Per grid axis: the constant step of every array along it, or None if not constant."""
@@ -125,11 +121,3 @@ def strides(arrays: Sequence[np.ndarray]) -> list[tuple[int, ...] | None]:
             steps.append(int(first))
         out.append(None if steps is None else tuple(steps))
     return out
-
-
-def flat_index(indices: Sequence[np.ndarray], shape: Sequence[int]) -> np.ndarray:
-    """Row-major flat index of multi-dimensional indices into ``shape``."""
-    flat = np.zeros(np.broadcast_shapes(*(np.shape(i) for i in indices)), np.int64)
-    for idx, n in zip(indices, shape):
-        flat = flat * int(n) + idx
-    return flat

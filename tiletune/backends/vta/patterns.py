@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from tiletune.backends.vta.isa import AluOp
 from tiletune.errors import VTAError
 from tiletune.ir import dtype as dt
-from tiletune.ir.expr import Binary, Cast, Const, Expr, Load, Select
+from tiletune.ir.expr import Binary, Cast, Const, Expr, Load, Select, TensorRead
 
 
 @dataclass(frozen=True)
@@ -113,18 +113,26 @@ def _imm_step(op: str, c: int, e: Expr) -> AluStep:
 
 
 def alu_chain(value: Expr) -> tuple[Load, list[AluStep]]:
-    """The base operand and the ALU steps that compute ``value`` from it."""
+    """The base operand and the ALU steps that compute ``value`` from it.
+
+    Works on lowered loads and on the DSL's tensor reads alike (the schedule check uses it
+    before lowering).
+    """
+    leaf = (Load, TensorRead)
     e = value
     if isinstance(e, Cast) and dt.is_int(e.dtype) and dt.is_int(e.a.dtype):
         if dt.element(e.a.dtype) != dt.element(e.dtype):
             raise VTAError(f"{value!r}: ACC holds int32; no cast to {e.dtype} inside the ACC "
                            "(the final cast to int8 happens in the STORE)")
         e = e.a
-    if isinstance(e, Load):
-        return e, []
+    if isinstance(e, leaf):
+        return e, []  # type: ignore[return-value]
     if not isinstance(e, Binary):
         raise VTAError(f"{value!r} cannot be computed by the VTA ALU (it supports +, - const, "
                        "* , // 2**k, min and max on int32 ACC values)")
+    if e.op not in _IMM_OPS and e.op not in _SRC_OPS:
+        raise VTAError(f"{value!r}: '{e.op}' has no VTA ALU instruction (the ALU computes "
+                       "+, - const, *, // 2**k, min and max)")
     ca, cb = _int_const(e.b), _int_const(e.a)
     if ca is not None and e.op in _IMM_OPS:
         base, steps = alu_chain(e.a)
@@ -133,12 +141,12 @@ def alu_chain(value: Expr) -> tuple[Load, list[AluStep]]:
         base, steps = alu_chain(e.b)
         return base, steps + [_imm_step(e.op, cb, value)]
     if e.op in _SRC_OPS:
-        if isinstance(e.b, Load):
+        if isinstance(e.b, leaf):
             base, steps = alu_chain(e.a)
-            return base, steps + [AluStep(_SRC_OPS[e.op], src=e.b)]
-        if isinstance(e.a, Load):
+            return base, steps + [AluStep(_SRC_OPS[e.op], src=e.b)]  # type: ignore[arg-type]
+        if isinstance(e.a, leaf):
             base, steps = alu_chain(e.b)
-            return base, steps + [AluStep(_SRC_OPS[e.op], src=e.a)]
-    raise VTAError(f"{value!r} cannot be computed by the VTA ALU: '{e.op}' of two computed "
-                   "values, or an operation the ALU lacks (no subtraction of tensors, "
+            return base, steps + [AluStep(_SRC_OPS[e.op], src=e.a)]  # type: ignore[arg-type]
+    raise VTAError(f"{value!r} cannot be computed by the VTA ALU: '{e.op}' needs one "
+                   "operand to be a constant or an ACC tensor (no subtraction of tensors, "
                    "division only by powers of two)")

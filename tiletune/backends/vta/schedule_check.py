@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from tiletune.backends.vta.config import VTAConfig
 from tiletune.backends.vta.lower_vta import VTA_SCOPES, element_shape
-from tiletune.errors import BuildError, ScheduleError
+from tiletune.backends.vta.patterns import alu_chain
+from tiletune.errors import BuildError, ScheduleError, VTAError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Cast, Const, Expr, Reduce, Select, TensorRead, Var
 from tiletune.ir.functor import collect
@@ -120,6 +121,10 @@ def _check_output(sch: Schedule, st: Stage, config: VTAConfig) -> None:
 
 
 def _check_alu(sch: Schedule, st: Stage, body: Expr) -> None:
+    try:
+        alu_chain(body)
+    except VTAError as e:
+        st.fail(f"stage {st.name} in vta.acc: {e}")
     for node in collect(body, lambda n: isinstance(n, Expr)):
         if isinstance(node, Binary) and node.op not in _ALU_OPS:
             st.fail(f"stage {st.name}: '{node.op}' has no VTA ALU instruction (ALU: +, "
