@@ -1,8 +1,9 @@
 """Cost-model features of a config, from its lowered loop nest (AutoTVM's ``itervar`` idea).
 
-The schedule is lowered to the loop nest before unrolling and vectorisation (``loop_nest``
--> ``simplify`` -> ``flatten``), so every loop is still there with its annotation. For each
-store (the innermost statements, program order, up to :data:`MAX_STORES`):
+The schedule is lowered to the first loop nest and flattened (no simplification, unrolling
+or vectorisation), so every loop is still there with its annotation; loops of extent 1 are
+skipped. For each store (the innermost statements, program order, up to
+:data:`MAX_STORES`):
 
 * a header: present, log2 trip count, loop depth, log2 arithmetic ops, writes a local
   buffer, reads the buffer it writes (a reduction update);
@@ -94,36 +95,46 @@ def evaluate(e: Any, env: dict[int, int]) -> Any:
     return 0
 
 
-def _extent(e: Any) -> int:
-    try:
-        return max(1, int(evaluate(e, {})))
-    except (TypeError, ValueError, ZeroDivisionError):
-        return 1
-
-
 # -- walking the nest -------------------------------------------------------------------------
-Loop = tuple[Var, int, str]
+Loop = tuple[Var, int, int, str]  # var, lo, extent, kind
 
 
-def _stores(func: PrimFunc) -> list[tuple[Store, list[Loop]]]:
-    out: list[tuple[Store, list[Loop]]] = []
+def _stores(func: PrimFunc) -> list[tuple[Store, list[Loop], dict[int, int]]]:
+    """Every store with its enclosing loops (extent-1 loops dropped, their variables
+    bound to their single value)."""
+    out: list[tuple[Store, list[Loop], dict[int, int]]] = []
 
-    def walk(s: Any, loops: list[Loop]) -> None:
+    def walk(s: Any, loops: list[Loop], fixed: dict[int, int]) -> None:
         if isinstance(s, For):
-            walk(s.body, loops + [(s.var, _extent(s.extent), s.kind)])
+            lo, n = _value(s.lo, fixed), _extent(s.extent, fixed)
+            if n == 1:
+                walk(s.body, loops, {**fixed, s.var.uid: lo})
+            else:
+                walk(s.body, loops + [(s.var, lo, n, s.kind)], fixed)
         elif isinstance(s, Seq):
             for x in s.stmts:
-                walk(x, loops)
+                walk(x, loops, fixed)
         elif isinstance(s, Allocate):
-            walk(s.body, loops)
+            walk(s.body, loops, fixed)
         elif isinstance(s, IfThenElse):
-            walk(s.then, loops)
-            walk(s.else_, loops)
+            walk(s.then, loops, fixed)
+            walk(s.else_, loops, fixed)
         elif isinstance(s, Store):
-            out.append((s, loops))
+            out.append((s, loops, fixed))
 
-    walk(func.body, [])
+    walk(func.body, [], {})
     return out
+
+
+def _value(e: Any, env: dict[int, int]) -> int:
+    try:
+        return int(evaluate(e, env))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return 0
+
+
+def _extent(e: Any, env: dict[int, int]) -> int:
+    return max(1, _value(e, env))
 
 
 def _flat_index(buffer: Any, indices: Sequence[Any]) -> Any:
@@ -137,11 +148,12 @@ def _flat_index(buffer: Any, indices: Sequence[Any]) -> Any:
     return flat if flat is not None else Const(0, dt.INDEX)
 
 
-def _strides(index: Any, loops: list[Loop]) -> list[int]:
-    base = {v.uid: (n - 1) // 2 for v, n, _ in loops}
+def _strides(index: Any, loops: list[Loop], fixed: dict[int, int]) -> list[int]:
+    """Element stride of ``index`` w.r.t. each loop, around the middle of the iteration space."""
+    base = {**fixed, **{v.uid: lo + (n - 1) // 2 for v, lo, n, _ in loops}}
     at = evaluate(index, base)
     out = []
-    for v, n, _ in loops:
+    for v, _, n, _ in loops:
         if n <= 1:
             out.append(0)
             continue
@@ -154,11 +166,12 @@ def _strides(index: Any, loops: list[Loop]) -> list[int]:
     return out
 
 
-def _access_row(buffer: Any, index: Any, loops: list[Loop], write: bool) -> list[float]:
-    all_strides = _strides(index, loops)
+def _access_row(buffer: Any, index: Any, loops: list[Loop], fixed: dict[int, int],
+                write: bool) -> list[float]:
+    all_strides = _strides(index, loops, fixed)
     strides, kept = all_strides[-MAX_DEPTH:], loops[-MAX_DEPTH:]
-    count = math.prod(n for (_, n, _), st in zip(loops, all_strides) if st != 0)
-    reuse = math.prod(n for (_, n, _), st in zip(loops, all_strides) if st == 0)
+    count = math.prod(n for (_, _, n, _), st in zip(loops, all_strides) if st != 0)
+    reuse = math.prod(n for (_, _, n, _), st in zip(loops, all_strides) if st == 0)
     size = max(1, buffer.size)
     touched = min(count, size)
     row = [1.0, float(write)]
@@ -168,8 +181,8 @@ def _access_row(buffer: Any, index: Any, loops: list[Loop], write: bool) -> list
     return row
 
 
-def _store_row(store: Store, loops: list[Loop]) -> list[float]:
-    trip = math.prod(n for _, n, _ in loops)
+def _store_row(store: Store, loops: list[Loop], fixed: dict[int, int]) -> list[float]:
+    trip = math.prod(n for _, _, n, _ in loops)
     loads = collect(store.value, lambda e: isinstance(e, Load))
     arith = collect(store.value, lambda e: isinstance(e, Binary | Call) and e.dtype != dt.INDEX
                     and not dt.is_bool(e.dtype))
@@ -178,16 +191,16 @@ def _store_row(store: Store, loops: list[Loop]) -> list[float]:
            float(store.buffer.scope == "local"), float(reads_self)]
     kept = loops[-MAX_DEPTH:]
     row += [0.0] * ((MAX_DEPTH - len(kept)) * LOOP_WIDTH)
-    extents = [n for _, n, _ in loops]
+    extents = [n for _, _, n, _ in loops]
     first = len(loops) - len(kept)
-    for k, (_, n, kind) in enumerate(kept, start=first):
+    for k, (_, _, n, kind) in enumerate(kept, start=first):
         top, bottom = math.prod(extents[:k]), math.prod(extents[k:])
         row += [1.0, slog(n)] + [float(kind == c) for c in KINDS]
         row += [slog(top), slog(bottom), bottom / trip]
     accesses = [(store.buffer, _flat_index(store.buffer, store.indices), True)]
     accesses += [(ld.buffer, _flat_index(ld.buffer, ld.indices), False) for ld in loads]
     for buf, index, write in accesses[:MAX_ACCESSES]:
-        row += _access_row(buf, index, loops, write)
+        row += _access_row(buf, index, loops, fixed, write)
     row += [0.0] * ((MAX_ACCESSES - min(len(accesses), MAX_ACCESSES)) * ACCESS_WIDTH)
     return row
 
@@ -199,20 +212,20 @@ def loop_features(func: PrimFunc) -> np.ndarray:
                       for a in collect(func.body, lambda n: isinstance(n, Allocate))
                       if a.buffer.scope == "local")
     n_par = len(collect(func.body, lambda n: isinstance(n, For) and n.kind == "parallel"))
-    total = sum(math.prod(n for _, n, _ in loops) for _, loops in stores)
+    total = sum(math.prod(n for _, _, n, _ in loops) for _, loops, _ in stores)
     row = [float(len(stores)), slog(total), float(n_par), slog(local_bytes)]
-    for store, loops in stores[:MAX_STORES]:
-        row += _store_row(store, loops)
+    for store, loops, fixed in stores[:MAX_STORES]:
+        row += _store_row(store, loops, fixed)
     row += [0.0] * ((MAX_STORES - min(len(stores), MAX_STORES)) * STORE_WIDTH)
     return np.asarray(row, dtype=np.float64)
 
 
 def lower_for_features(sch: Any, args: Sequence[Any]) -> PrimFunc:
-    """The loop nest features are read from: before unrolling and vectorisation."""
+    """The loop nest features are read from: the first loop nest, flattened, before any
+    simplification, unrolling or vectorisation (extent-1 loops are skipped when reading)."""
     from ..compiler.lower import loop_nest
     from ..compiler.passes.flatten import flatten
-    from ..compiler.passes.simplify_pass import simplify_func
-    return flatten(simplify_func(loop_nest(sch, args, "features")))
+    return flatten(loop_nest(sch, args, "features"))
 
 
 # -- featurizers for the tuners -----------------------------------------------------------------
