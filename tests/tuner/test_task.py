@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+
 import numpy as np
 import pytest
 
@@ -41,8 +44,10 @@ def test_workload_key_is_stable_and_round_trips():
     assert t.args == (1, 64, 56, 56, 64, 3, 3, 1, 1, "float32")  # defaults filled in
     assert Task("conv2d_nchwc", [np.int64(1), 64, 56, 56, 64, 3, 3, 1, 1, "float32"]
                 ).workload_key == t.workload_key
-    t2 = Task.from_json(t.to_json())
+    t2 = Task.from_json(json.loads(json.dumps(t.to_json())))
     assert t2.workload_key == t.workload_key and len(t2.space) == len(t.space)
+    t3 = pickle.loads(pickle.dumps(Task("test_matmul", (8, 6, 4))))
+    assert t3.func is matmul and t3.workload_key == 'test_matmul(8,6,4,"float32")@llvm'
     assert parse_workload_key(t.workload_key) == ("conv2d_nchwc", t.args, "llvm")
     assert workload_key("x", ((1, 2), "a")) == 'x([1,2],"a")@llvm'
     assert parse_workload_key('x([1,2],"a")@llvm') == ("x", ((1, 2), "a"), "llvm")

@@ -251,6 +251,9 @@ class Task:
         return cls(_find_template(d), tuple(_tuples(d.get("args", []))),
                    d.get("target", "llvm"))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Task.from_json, (self.to_json(),))
+
     def __repr__(self) -> str:
         return f"Task({self.workload_key}, {len(self.space)} configs)"
 
