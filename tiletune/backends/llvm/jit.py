@@ -43,8 +43,18 @@ def _with_line(exc: Exception, text: str) -> str:
 
 
 def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3) -> None:
-    """Run LLVM's default O<opt_level> module pipeline (nothing at 0)."""
+    """Run the IR pipeline for ``opt_level``.
+
+    0: nothing. 1: a light pipeline (SROA, InstCombine, SimplifyCFG) made for our generated
+    code, which already carries explicit vectors, unrolled bodies and shared index arithmetic:
+    SROA puts local accumulator tiles in registers, and a conv2d candidate compiles ~3x
+    faster than at O2/O3 with the same speed. 2, 3: LLVM's default O2/O3 pipelines (loop
+    vectorizer, unroller, LICM...), for hand-written or unscheduled loop nests.
+    """
     if opt_level <= 0:
+        return
+    if opt_level == 1:
+        _light_pipeline(mod, codegen_opt)
         return
     pto = llvm.create_pipeline_tuning_options(speed_level=min(opt_level, 3))
     pto.loop_vectorization = True
@@ -56,6 +66,22 @@ def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3) -> None:
         mpm.run(mod, pb)
     finally:
         # llvmlite 0.50: ModulePassManager._dispose resolves to ObjectRef's no-op (leak).
+        llvm.newpassmanagers.NewPassManager._dispose(mpm)
+        mpm.detach()
+        pb.close()
+        pto.close()
+
+
+def _light_pipeline(mod: llvm.ModuleRef, codegen_opt: int) -> None:
+    pto = llvm.create_pipeline_tuning_options(speed_level=1)
+    pb = llvm.create_pass_builder(target.target_machine(codegen_opt), pto)
+    mpm = llvm.create_new_module_pass_manager()
+    try:
+        mpm.add_sroa_pass()
+        mpm.add_instruction_combine_pass()
+        mpm.add_simplify_cfg_pass()
+        mpm.run(mod, pb)
+    finally:
         llvm.newpassmanagers.NewPassManager._dispose(mpm)
         mpm.detach()
         pb.close()

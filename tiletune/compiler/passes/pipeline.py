@@ -25,11 +25,11 @@ FRONT: list[tuple[str, Pass]] = [
 # Passes that prepare the nest for a SIMD CPU backend.
 CPU: list[tuple[str, Pass]] = [
     ("flatten", flatten),
+    ("simplify_flat", simplify_func),
     ("guard_select_loads", guard_select_loads),
     ("lower_spatial", lower_spatial),
     ("unroll", unroll),
     ("vectorize", vectorize),
-    ("simplify_vectors", simplify_func),
 ]
 
 

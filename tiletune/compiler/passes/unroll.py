@@ -5,6 +5,7 @@ After:  ``S(0); S(1); S(2)``
 """
 from __future__ import annotations
 
+from tiletune.compiler.passes.fold import FoldIndices
 from tiletune.errors import LoweringError
 from tiletune.ir.expr import Const, const
 from tiletune.ir.functor import Rewriter, substitute
@@ -18,7 +19,8 @@ def unroll_loop(loop: For) -> Stmt:
         raise LoweringError(f"cannot unroll loop {loop.var.name}: its extent {loop.extent!r} is "
                             f"not a constant")
     lo, n = int(loop.lo.value), int(loop.extent.value)
-    return seq(*[substitute(loop.body, {loop.var: const(lo + k, loop.var.dtype)})
+    fold = FoldIndices()
+    return seq(*[fold.visit(substitute(loop.body, {loop.var: const(lo + k, loop.var.dtype)}))
                  for k in range(n)])
 
 

@@ -39,6 +39,22 @@ def _lanes(e: Expr) -> int:
     return dt.lanes(e.dtype)
 
 
+def _arith(op: str, a: Expr, b: Expr) -> Expr:
+    """``a op b`` with integer constants folded (keeps Ramp bases and strides small)."""
+    if isinstance(a, Const) and isinstance(b, Const) and dt.is_int(a.dtype):
+        va, vb = int(a.value), int(b.value)
+        return Const({"add": va + vb, "sub": va - vb, "mul": va * vb}[op], a.dtype)
+    if op in ("add", "sub") and isinstance(b, Const) and b.value == 0:
+        return a
+    if op == "add" and isinstance(a, Const) and a.value == 0:
+        return b
+    if op == "mul" and isinstance(b, Const) and b.value == 1:
+        return a
+    if op == "mul" and isinstance(a, Const) and a.value == 1:
+        return b
+    return Binary(op, a, b)
+
+
 def _bcast(e: Expr, n: int) -> Expr:
     return e if _lanes(e) == n else Broadcast(e, n)
 
@@ -59,15 +75,15 @@ class _VecExpr(Rewriter):
             return e
         n = self.lanes
         if e.op in ("add", "sub") and isinstance(a, Ramp) and _lanes(b) == 1:
-            return Ramp(Binary(e.op, a.base, b), a.stride, n)
+            return Ramp(_arith(e.op, a.base, b), a.stride, n)
         if e.op == "add" and isinstance(b, Ramp) and _lanes(a) == 1:
-            return Ramp(Binary("add", a, b.base), b.stride, n)
+            return Ramp(_arith("add", a, b.base), b.stride, n)
         if e.op in ("add", "sub") and isinstance(a, Ramp) and isinstance(b, Ramp):
-            return Ramp(Binary(e.op, a.base, b.base), Binary(e.op, a.stride, b.stride), n)
+            return Ramp(_arith(e.op, a.base, b.base), _arith(e.op, a.stride, b.stride), n)
         if e.op == "mul" and isinstance(a, Ramp) and isinstance(b, Const):
-            return Ramp(Binary("mul", a.base, b), Binary("mul", a.stride, b), n)
+            return Ramp(_arith("mul", a.base, b), _arith("mul", a.stride, b), n)
         if e.op == "mul" and isinstance(b, Ramp) and isinstance(a, Const):
-            return Ramp(Binary("mul", b.base, a), Binary("mul", b.stride, a), n)
+            return Ramp(_arith("mul", b.base, a), _arith("mul", b.stride, a), n)
         return Binary(e.op, _bcast(a, n), _bcast(b, n))
 
     def visit_Compare(self, e: Compare) -> Expr:
