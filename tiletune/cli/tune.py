@@ -151,7 +151,7 @@ def print_summary(summary: SessionSummary, console) -> None:
     """The final table: one row per workload, then the totals."""
     from rich.table import Table
 
-    wide = console.width >= 130
+    wide = console.width >= 110
     t = Table(title="tiletune tune: summary", title_justify="left")
     cols = [("workload", "left"), ("shape", "left"), ("trials", "right"),
             ("default GFLOP/s", "right"), ("best GFLOP/s", "right"), ("best ms", "right"),
@@ -161,7 +161,7 @@ def print_summary(summary: SessionSummary, console) -> None:
         t.add_column(name, justify=just, overflow="fold")
     for r in summary.results:
         trials = f"{r.trials}" + (f" ({r.resumed} resumed)" if r.resumed else "")
-        row = {"workload": r.name, "shape": r.description.split(" ", 1)[-1], "trials": trials,
+        row = {"workload": r.name, "shape": r.shape, "trials": trials,
                "default GFLOP/s": f"{r.default_gflops:.1f}" if r.default_gflops else
                ("failed" if r.default_error else "-"),
                "best GFLOP/s": f"{r.best_gflops:.1f}" if r.best_index is not None else "-",

@@ -112,6 +112,13 @@ def _grid(ctx: TunerContext) -> Tuner:
     return GridSearchTuner(ctx.space, seed=ctx.seed)
 
 
+@register_tuner("active", "active learning: BTED warm-up + bootstrap-UCB (BAO) plans")
+def _active(ctx: TunerContext) -> Tuner:
+    from .active import ActiveTuner
+
+    return ActiveTuner(ctx.space, seed=ctx.seed, plan_size=xgb_plan(ctx.n_trial)["plan_size"])
+
+
 def make_tuner(name: str, ctx: TunerContext) -> Tuner:
     """The registered tuner ``name`` for a context."""
     try:
@@ -133,6 +140,7 @@ class WorkloadResult:
     template: str
     args: list[Any]
     n_trial: int
+    shape: str = ""  # compact, for tables
     trials: int = 0  # measured configs, resumed ones included
     resumed: int = 0
     best_index: int | None = None
@@ -221,18 +229,21 @@ class SessionSummary:
 class _Job:
     name: str
     description: str
+    shape: str
     task: Task
 
 
 def _as_job(item: Workload | Task) -> _Job:
     if hasattr(item, "task") and callable(item.task):  # a Workload
-        return _Job(item.name, item.describe(), item.task())
+        return _Job(item.name, item.describe(), item.compact(), item.task())
     task = item
     from .workloads import find_by_template
 
     wl = find_by_template(task.name, tuple(task.args), getattr(task, "target", "llvm"))
-    name = wl.name if wl else task.name
-    return _Job(name, wl.describe() if wl else f"{task.name}{tuple(task.args)}", task)
+    if wl is not None:
+        return _Job(wl.name, wl.describe(), wl.compact(), task)
+    args = ",".join(map(str, task.args))
+    return _Job(task.name, f"{task.name}({args})", args, task)
 
 
 def default_index(task: Task) -> int | None:
@@ -334,7 +345,8 @@ def _tune_one(job: _Job, pos: int, total: int, *, trials: int, share: float | No
     task = job.task
     key = task.workload_key
     t0 = time.monotonic()
-    res = WorkloadResult(job.name, job.description, key, task.name, list(task.args), trials)
+    res = WorkloadResult(job.name, job.description, key, task.name, list(task.args), trials,
+                         job.shape)
     summary.results.append(res)
     prog = JobProgress(pos, total, job.name, job.description, trials)
     if share is not None and share <= 0:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .task import Task
 
 TARGETS = ("llvm", "vta")
+#: Modules that register a target's templates (imported before its tasks are made).
+TARGET_MODULES = {"vta": "tiletune.backends.vta.tuning"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class OpSpec:
     templates: dict[str, str]  # target -> template name
     defaults: dict[str, int] = field(default_factory=dict)  # trailing dims that may be left out
     dtypes: dict[str, str] = field(default_factory=lambda: {"llvm": "float32", "vta": "int8"})
+    short: str = ""  # compact format of a shape, e.g. "{M}x{N}x{K}"
 
     def template(self, target: str) -> str:
         if target not in TARGETS:
@@ -47,18 +50,27 @@ class OpSpec:
                               f"(available for: {have})") from None
 
     def describe(self, shape: tuple[int, ...]) -> str:
+        """``conv2d N=1,C=64,...``."""
         return f"{self.name} " + ",".join(f"{d}={v}" for d, v in zip(self.dims, shape))
+
+    def compact(self, shape: tuple[int, ...]) -> str:
+        """``1x64x56x56 k64 3x3 s1 p1`` (for tables)."""
+        if not self.short:
+            return ",".join(map(str, shape))
+        return self.short.format(**dict(zip(self.dims, shape)))
 
 
 OPS: dict[str, OpSpec] = {
     "conv2d": OpSpec(
         "conv2d", ("N", "C", "H", "W", "K", "R", "S", "stride", "pad"),
         templates={"llvm": "conv2d_nchwc", "vta": "vta_conv2d"},
-        defaults={"stride": 1, "pad": 0}),
-    "dense": OpSpec("dense", ("M", "N", "K"), templates={"llvm": "dense"}),
+        defaults={"stride": 1, "pad": 0}, short="{N}x{C}x{H}x{W} k{K} {R}x{S} s{stride} p{pad}"),
+    "dense": OpSpec("dense", ("M", "N", "K"), templates={"llvm": "dense", "vta": "vta_dense"},
+                    short="{M}x{N}x{K}"),
     "depthwise": OpSpec(
         "depthwise", ("N", "C", "H", "W", "R", "stride", "pad"),
-        templates={"llvm": "depthwise_conv2d"}, defaults={"stride": 1, "pad": 0}),
+        templates={"llvm": "depthwise_conv2d"}, defaults={"stride": 1, "pad": 0},
+        short="{N}x{C}x{H}x{W} {R}x{R} s{stride} p{pad}"),
 }
 
 #: ResNet-18's 12 distinct conv layers, (C, H, W, K, R, S, stride, pad), batch 1.
@@ -113,11 +125,28 @@ class Workload:
     def describe(self) -> str:
         return self.spec.describe(self.shape)
 
+    def compact(self) -> str:
+        return self.spec.compact(self.shape)
+
     def task(self) -> Task:
         """The tuning task (imports the measurement harness lazily)."""
         from .task import Task
 
+        load_target(self.target)
         return Task(self.template, self.args, target=self.target)
+
+
+def load_target(target: str) -> None:
+    """Import the module registering ``target``'s templates, if it has one."""
+    module = TARGET_MODULES.get(target.split()[0] if target else target)
+    if module:
+        import importlib
+
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise TuningError(f"target {target!r} is not available: cannot import {module} "
+                              f"({e})") from e
 
 
 def _ints(text: str, what: str) -> list[int]:

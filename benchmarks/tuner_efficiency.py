@@ -1,0 +1,328 @@
+"""Tuner efficiency on replayed measurements: how many trials each tuner needs.
+
+    python benchmarks/tuner_efficiency.py [--layers resnet18:2 resnet18:7 resnet18:12]
+        [--sample 600] [--seeds 10] [--tuners random xgb ...] [--remeasure]
+
+1. **Datasets.** For each layer, a seeded sample of up to ``--sample`` valid configs (the
+   heuristic default included) is measured once with the real harness (``LocalMeasurer``)
+   and cached in ``benchmarks/data/replay_<layer>.json``; later runs reuse it
+   (``--remeasure`` measures again).
+2. **Replay.** Each tuner of the registry (:data:`tiletune.tuner.session.TUNERS`: random,
+   xgb, and active / transfer when installed; transfer gets the other layers' datasets as
+   history, leave-one-layer-out) tunes a space restricted to the sample, with a fake measure
+   function reading the cached costs, for ``--seeds`` seeds.
+3. **Report**, per tuner and layer: trials to reach 90/95/99% of the sample's best
+   throughput (mean ± std over seeds; a seed that never gets there counts as the sample size
+   + 1 and is flagged), the best found after 32/64/128 trials (% of the best), and the spread
+   across seeds. Target: XGB reaches 95% in <= 1/3 of the trials random needs.
+
+Writes ``benchmarks/results/tuner_efficiency.json``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.pop("OPENBLAS_CORETYPE", None)  # before NumPy: the Haswell kernel halves BLAS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tiletune.tuner.records import make_record  # noqa: E402
+from tiletune.tuner.result import MeasureInput, MeasureResult  # noqa: E402
+from tiletune.tuner.session import TUNERS, TunerContext, default_index, make_tuner  # noqa: E402
+from tiletune.tuner.workloads import parse_workloads  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+LEVELS = (0.90, 0.95, 0.99)
+CHECKPOINTS = (32, 64, 128)
+DEFAULT_LAYERS = ("resnet18:2", "resnet18:7", "resnet18:12")
+
+
+# --------------------------------------------------------------------------- datasets
+def dataset_path(layer: str, data: Path = DATA) -> Path:
+    return data / f"replay_{layer.replace(':', '_')}.json"
+
+
+def measure_dataset(layer: str, sample: int, seed: int, jobs: int) -> dict[str, Any]:
+    """Measure a seeded sample of ``layer``'s valid configs with the real harness."""
+    from tiletune.backends.llvm.target import host
+    from tiletune.tuner.measure import LocalMeasurer, MeasureOption
+
+    (wl,) = parse_workloads(layer)
+    task = wl.task()
+    valid = task.space.valid_indices()
+    rng = np.random.default_rng(seed)
+    pick = set(int(i) for i in rng.choice(valid, size=min(sample, len(valid)), replace=False))
+    d = default_index(task)
+    if d is not None and d not in pick:
+        pick.discard(max(pick))
+        pick.add(d)
+    indices = sorted(pick)
+    option = MeasureOption(number=4, repeat=3, jobs=jobs, threads=1)
+    costs: list[float | None] = []
+    errors: list[str | None] = []
+    t0 = time.monotonic()
+    with LocalMeasurer(task, option, seed=0) as measure:
+        for start in range(0, len(indices), 32):
+            batch = indices[start:start + 32]
+            for r in measure(batch):
+                costs.append(r.mean if r.ok else None)
+                errors.append(None if r.ok else f"{r.error}: {r.message}"[:200])
+            print(f"  {layer}: measured {len(costs)}/{len(indices)} configs "
+                  f"({time.monotonic() - t0:.0f} s)", flush=True)
+    return {"layer": layer, "workload_key": task.workload_key, "template": task.name,
+            "args": list(task.args), "n_space": len(task.space),
+            "n_valid": int(len(valid)), "seed": seed, "indices": indices, "costs": costs,
+            "errors": errors, "default_index": d, "flop": float(task.flop),
+            "option": {"number": 4, "repeat": 3, "threads": 1, "jobs": jobs},
+            "host_cpu": host()[1], "measure_seconds": time.monotonic() - t0,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def load_dataset(layer: str, sample: int, seed: int, jobs: int, remeasure: bool,
+                 data: Path = DATA) -> dict[str, Any]:
+    path = dataset_path(layer, data)
+    if path.exists() and not remeasure:
+        ds = json.loads(path.read_text())
+        print(f"{layer}: {len(ds['indices'])} cached measurements from {path.name}")
+        return ds
+    print(f"{layer}: measuring a sample of up to {sample} configs (cached in {path})")
+    ds = measure_dataset(layer, sample, seed, jobs)
+    n_fail = sum(c is None for c in ds["costs"])
+    if n_fail > len(ds["costs"]) // 2:
+        raise SystemExit(f"{layer}: {n_fail} of {len(ds['costs'])} measurements failed "
+                         f"(first: {next(e for e in ds['errors'] if e)}); not caching")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ds))
+    return ds
+
+
+# --------------------------------------------------------------------------- replay
+@dataclass
+class ReplayTask:
+    """A task whose space is restricted to a dataset's measured configs."""
+
+    name: str
+    args: tuple
+    target: str
+    workload_key: str
+    flop: float
+    space: Any
+    costs: dict[int, float | None]
+    errors: dict[int, str | None]
+
+    def measure(self, indices: list[int]) -> list[MeasureResult]:
+        out = []
+        for i in indices:
+            c = self.costs.get(int(i))
+            if c is None:
+                err = (self.errors.get(int(i)) or "Unknown: not in the dataset")
+                cls, _, msg = err.partition(": ")
+                out.append(MeasureResult.failure(cls if cls in _CLASSES else "Unknown", msg))
+            else:
+                out.append(MeasureResult.success([c]))
+        return out
+
+    @property
+    def best_throughput(self) -> float:
+        return max(1.0 / c for c in self.costs.values() if c)
+
+
+_CLASSES = set()
+
+
+def replay_task(ds: dict[str, Any]) -> ReplayTask:
+    from tiletune.tuner.result import ERROR_CLASSES
+    from tiletune.tuner.task import Task
+
+    _CLASSES.update(ERROR_CLASSES)
+    task = Task(ds["template"], tuple(ds["args"]))
+    members = frozenset(ds["indices"])
+    task.space.add_constraint(lambda c: c.index in members, "in the replay sample")
+    return ReplayTask(task.name, task.args, task.target, task.workload_key, float(ds["flop"]),
+                      task.space, dict(zip(ds["indices"], ds["costs"])),
+                      dict(zip(ds["indices"], ds["errors"])))
+
+
+def history_records(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of other layers (for transfer tuners): one per measured config."""
+    from tiletune.tuner.task import Task
+
+    recs = []
+    for ds in datasets:
+        space = Task(ds["template"], tuple(ds["args"])).space
+        for i, c, e in zip(ds["indices"], ds["costs"], ds["errors"]):
+            res = (MeasureResult.success([c]) if c is not None else
+                   MeasureResult.failure("Unknown", e or ""))
+            recs.append(make_record(MeasureInput(ds["workload_key"], i, space.get(i).to_json()),
+                                    res, template=ds["template"], tuner="replay"))
+    return recs
+
+
+def run_one(tuner_name: str, rt: ReplayTask, seed: int, budget: int,
+            history: list[dict[str, Any]], batch_size: int) -> list[float]:
+    """Best-so-far fraction of the best throughput after each trial (until 99% and at least
+    the last checkpoint, or the whole sample)."""
+    tuner = make_tuner(tuner_name, TunerContext(rt, seed, budget, history))  # type: ignore[arg-type]
+    best = rt.best_throughput
+    need = max(CHECKPOINTS)
+
+    def stop_when_done(t: Any, indices: list[int], results: list[MeasureResult]) -> None:
+        if len(t.xs) >= need and t.best_cost < math.inf and 1.0 / t.best_cost >= LEVELS[-1] * best:
+            t.stop("99% reached")
+
+    n = len(rt.costs)
+    tuner.tune(rt.measure, n, batch_size=batch_size, callbacks=[stop_when_done],
+               max_consecutive_failures=n + 1)
+    curve, cur = [], 0.0
+    for r in tuner.results:
+        if r.ok:
+            cur = max(cur, 1.0 / r.mean / best)
+        curve.append(cur)
+    return curve
+
+
+def summarize(curves: list[list[float]], n_sample: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for q in LEVELS:
+        hits = [next((k + 1 for k, v in enumerate(c) if v >= q - 1e-12), None) for c in curves]
+        vals = [h if h is not None else n_sample + 1 for h in hits]
+        out[f"trials_to_{round(q * 100)}"] = {
+            "mean": float(np.mean(vals)), "std": float(np.std(vals)),
+            "median": float(np.median(vals)), "min": int(min(vals)), "max": int(max(vals)),
+            "censored": sum(h is None for h in hits), "per_seed": vals}
+    for k in CHECKPOINTS:
+        vals = [c[min(k, len(c)) - 1] * 100 if c else 0.0 for c in curves]
+        out[f"best_at_{k}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals)),
+                               "min": float(min(vals)), "per_seed": vals}
+    return out
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS))
+    ap.add_argument("--sample", type=int, default=600, help="configs measured per layer")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--tuners", nargs="+", default=None,
+                    help=f"default: every registered tuner but grid ({', '.join(TUNERS)})")
+    ap.add_argument("--budget", type=int, default=128,
+                    help="the trial budget tuners are configured for (default 128)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--remeasure", action="store_true", help="ignore cached datasets")
+    ap.add_argument("--data", default=str(DATA), help="dataset directory")
+    ap.add_argument("--output", default=str(RESULTS / "tuner_efficiency.json"))
+    args = ap.parse_args(argv)
+    tuners = args.tuners or [n for n in TUNERS if n != "grid"]
+    unknown = [t for t in tuners if t not in TUNERS]
+    if unknown:
+        ap.error(f"unknown tuner(s) {unknown}; registered: {', '.join(TUNERS)}")
+
+    datasets = {layer: load_dataset(layer, args.sample, 0, args.jobs, args.remeasure,
+                                    Path(args.data)) for layer in args.layers}
+    results: dict[str, Any] = {"layers": {}, "tuners": tuners, "seeds": args.seeds,
+                               "budget": args.budget, "batch_size": args.batch_size,
+                               "results": {}}
+    for layer, ds in datasets.items():
+        rt = replay_task(ds)
+        ok = [c for c in ds["costs"] if c]
+        best = min(ok)
+        d = ds.get("default_index")
+        dcost = dict(zip(ds["indices"], ds["costs"])).get(d) if d is not None else None
+        share95 = sum(best / c >= 0.95 for c in ok) / len(ds["costs"])
+        results["layers"][layer] = {
+            "workload_key": ds["workload_key"], "n_valid": ds["n_valid"],
+            "n_sample": len(ds["indices"]), "n_failed": len(ds["costs"]) - len(ok),
+            "best_gflops": ds["flop"] / best / 1e9,
+            "default_gflops": ds["flop"] / dcost / 1e9 if dcost else None,
+            "default_pct_of_best": best / dcost * 100 if dcost else None,
+            "share_within_95pct": share95}
+        print(f"{layer}: sample {len(ds['indices'])}/{ds['n_valid']} valid, best "
+              f"{ds['flop'] / best / 1e9:.1f} GFLOP/s, default "
+              f"{(best / dcost * 100) if dcost else float('nan'):.0f}% of best, "
+              f"{share95 * 100:.1f}% of the sample within 95%")
+    for name in tuners:
+        for layer, ds in datasets.items():
+            rt = replay_task(ds)
+            history = (history_records([d for k, d in datasets.items() if k != layer])
+                       if TUNERS[name].uses_history else [])
+            t0 = time.monotonic()
+            curves = [run_one(name, rt, seed, args.budget, history, args.batch_size)
+                      for seed in range(args.seeds)]
+            s = summarize(curves, len(ds["indices"]))
+            s["seconds"] = time.monotonic() - t0
+            results["results"].setdefault(name, {})[layer] = s
+            print(f"  {name:>8} {layer:<12} to95 {s['trials_to_95']['mean']:6.1f} ± "
+                  f"{s['trials_to_95']['std']:5.1f}  best@64 {s['best_at_64']['mean']:5.1f}%"
+                  f"  ({s['seconds']:.0f} s)", flush=True)
+    results["targets"] = targets(results)
+    print_table(results)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    """XGB vs random: mean trials to 95% per layer and overall (ratio <= 1/3 is the goal)."""
+    res = results["results"]
+    if "xgb" not in res or "random" not in res:
+        return {}
+    per = {}
+    for layer in res["xgb"]:
+        x = res["xgb"][layer]["trials_to_95"]["mean"]
+        r = res["random"][layer]["trials_to_95"]["mean"]
+        per[layer] = {"xgb": x, "random": r, "ratio": x / r}
+    xs = np.mean([v["xgb"] for v in per.values()])
+    rs = np.mean([v["random"] for v in per.values()])
+    return {"per_layer": per, "xgb_mean": float(xs), "random_mean": float(rs),
+            "ratio": float(xs / rs), "goal": 1 / 3, "met": bool(xs / rs <= 1 / 3)}
+
+
+def _ms(d: dict[str, Any], pct: bool = False) -> str:
+    cens = f" ({d['censored']} never)" if d.get("censored") else ""
+    return f"{d['mean']:.1f}{'%' if pct else ''} ± {d['std']:.1f}{cens}"
+
+
+def print_table(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"Tuner efficiency on replayed measurements ({results['seeds']} seeds, "
+              "mean ± std)", title_justify="left")
+    for col in ("tuner", "layer", "trials to 90%", "trials to 95%", "trials to 99%",
+                "best @32", "best @64", "best @128"):
+        t.add_column(col, justify="left" if col in ("tuner", "layer") else "right")
+    for name, layers in results["results"].items():
+        for layer, s in layers.items():
+            t.add_row(name, layer, _ms(s["trials_to_90"]), _ms(s["trials_to_95"]),
+                      _ms(s["trials_to_99"]), _ms(s["best_at_32"], True),
+                      _ms(s["best_at_64"], True), _ms(s["best_at_128"], True))
+    console = Console(width=200)
+    console.print(t)
+    tg = results.get("targets")
+    if tg:
+        per = ", ".join(f"{k} {v['xgb']:.0f} vs {v['random']:.0f} ({v['ratio']:.2f})"
+                        for k, v in tg["per_layer"].items())
+        console.print(f"trials to 95% of best, xgb vs random: {per}; overall "
+                      f"{tg['xgb_mean']:.1f} vs {tg['random_mean']:.1f} = {tg['ratio']:.2f} "
+                      f"(goal <= 0.33: {'met' if tg['met'] else 'NOT met'})", highlight=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
