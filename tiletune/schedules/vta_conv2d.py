@@ -307,6 +307,14 @@ def pack_bias(bias: np.ndarray, config: VTAConfig = DEFAULT_CONFIG) -> np.ndarra
     return np.ascontiguousarray(np.repeat(blocks, config.batch, axis=1))
 
 
+def pack_output(y: np.ndarray, config: VTAConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """NCHW -> [N/B, K/BO, OH, OW, B, BO] (the inverse of ``unpack_output``)."""
+    n, k, oh, ow = y.shape
+    B, BO = config.batch, config.block_out
+    blocks = y.reshape(n // B, B, k // BO, BO, oh, ow)
+    return np.ascontiguousarray(blocks.transpose(0, 2, 4, 5, 1, 3))
+
+
 def unpack_output(y: np.ndarray) -> np.ndarray:
     """[N/B, K/BO, OH, OW, B, BO] -> NCHW."""
     nb, kb, oh, ow, b, bo = y.shape

@@ -7,8 +7,8 @@
     VTAModule        callable on NumPy arrays, timed in simulated cycles (module.py)
 
 Options: ``config`` (a VTAConfig, default the Pynq-like DEFAULT_CONFIG) and ``clock_hz``
-(100 MHz). ``dump=dir`` writes the loop nest after each pass, the annotated nest and the
-assembly.
+(100 MHz); the LLVM option ``codegen_opt`` is accepted and ignored. ``dump=dir`` writes the
+loop nest after each pass, the annotated nest and the assembly.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def build_vta(sch: Schedule, args: Sequence[Tensor], name: str = "main", *,
               dump: str | os.PathLike | None = None, config: VTAConfig = DEFAULT_CONFIG,
               clock_hz: float = DEFAULT_CLOCK_HZ, **options: object) -> VTAModule:
     """Compile a schedule for the VTA simulator (see the module docstring)."""
+    options.pop("codegen_opt", None)  # an LLVM option; the tuner passes it to every target
     if options:
         raise BuildError(f"unknown VTA build option(s) {sorted(options)}; "
                          "use config=VTAConfig(...), clock_hz=...")

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
-from tiletune.backends.vta.evaluate import Env, Grid, compile_expr
-from tiletune.backends.vta.fold import fold_loops, plan_dma, restrict_to_box
+from tiletune.backends.vta.evaluate import Env, Grid, compile_expr, flat_linear
+from tiletune.backends.vta.fold import Dma, LoopInsn, fold_loops, plan_dma, restrict_to_box
 from tiletune.backends.vta.isa import AluOp, MemType, Module
 from tiletune.backends.vta.lower_vta import VTA_SCOPES, VTAFunc, element_shape
 from tiletune.backends.vta.patterns import AluStep, alu_chain, is_reset, match_copy, match_gemm
@@ -49,6 +49,30 @@ class Op:
     reads: list[Interval] = field(default_factory=list)
     writes: list[Interval] = field(default_factory=list)
     what: str = ""
+
+    def shifted(self, shift: list[int], kind: str) -> Op:
+        """This op (computed at base 0) with operand k moved by ``shift[k]`` entries."""
+        if kind in ("reset", "gemm"):
+            sh = np.array(shift, np.int64)
+            insns = [(t, _shift_loop(li, sh[:li.uops.shape[1]]), r) for t, li, r in self.insns]
+            names = {"INP": shift[1] if len(shift) > 1 else 0,
+                     "WGT": shift[2] if len(shift) > 2 else 0, "ACC": shift[0]}
+        else:  # load: operands (sram, dram); store: (sram, dram)
+            s_sram, s_dram = shift
+            insns = []
+            for insn in self.insns:
+                d = insn[-1]
+                moved = Dma(d.sram + s_sram, d.dram + s_dram if d.y_size else d.dram,
+                            d.y_size, d.x_size, d.x_stride, d.pad)
+                insns.append((*insn[:-1], moved))
+            names = {"INP": s_sram, "WGT": s_sram, "ACC": s_sram}
+        return Op(self.module, insns, [(b, lo + names[b], hi + names[b]) for b, lo, hi in
+                                       self.reads],
+                  [(b, lo + names[b], hi + names[b]) for b, lo, hi in self.writes], self.what)
+
+
+def _shift_loop(li: LoopInsn, shift: np.ndarray) -> LoopInsn:
+    return LoopInsn(li.uops + shift, li.iter_out, li.iter_in, li.factor_out, li.factor_in)
 
 
 @dataclass(frozen=True)
@@ -221,7 +245,11 @@ class CodeGen:
                 raise VTAError(f"{what}: a condition depends on an element axis")
         grid = Grid([(v, n) for v, n in nest.loops if v.uid not in uids])
         operands = [(ld.buffer, [compile_expr(e) for e in ld.indices[:-2]]) for ld in accesses]
-        return _NestPlan(kind, what, grid, [compile_expr(c) for c in nest.conds], operands)
+        plan = _NestPlan(kind, what, grid, [compile_expr(c) for c in nest.conds], operands)
+        forms = [flat_linear(ld.indices[:-2], ld.buffer.shape[:-2]) for ld in accesses]
+        if all(f is not None for f in forms) and kind != "alu":
+            plan.linear = [_split_form(f, grid) for f in forms]  # type: ignore[arg-type]
+        return plan
 
     def _reset(self, nest: _Nest) -> _NestPlan:
         st = nest.store
@@ -330,9 +358,41 @@ class CodeGen:
             mask = m if mask is None else mask & m
         return mask
 
-    def emit_reset(self, plan: _NestPlan, genv: Env) -> list[Op]:
+    def _base(self, plan: _NestPlan, k: int, env: Env) -> int:
+        """Operand ``k``'s index at the grid origin (host part of its linear form)."""
+        buf = plan.operands[k][0]
+        coef, _ = plan.linear[k][1]  # type: ignore[index]
+        host = sum(v * int(env[u]) for u, v in coef.items())  # the constant is in the ops
+        if buf.uid in self.args:
+            return self.args[buf.uid].base + host
+        if buf.uid not in self.bases:
+            raise LoweringError(f"on-chip buffer {buf.name} is used outside its allocation")
+        return self.bases[buf.uid] + host
+
+    def emit_fast(self, plan: _NestPlan, env: Env) -> list[Op] | None:
+        """Affine nests without masked-out points: fold once, shift by the bases after."""
+        if plan.kind == "alu" or plan.linear is None:
+            return None
+        if plan.conds:
+            mask = self._mask(plan, {**env, **plan.grid.axes})
+            if mask is not None and not mask.all():
+                return None
+        if plan.relative is None:
+            rel_env = {u: 0 for u in _host_uids(plan)}
+            bases, args = self.bases, self.args
+            self.bases = _Zero()
+            self.args = {u: ArgInfo(a.buffer, a.kind, 0) for u, a in args.items()}
+            try:
+                plan.relative = getattr(self, f"emit_{plan.kind}")(
+                    plan, {**rel_env, **plan.grid.axes}, True)
+            finally:
+                self.bases, self.args = bases, args
+        shift = [self._base(plan, k, env) for k in range(len(plan.operands))]
+        return [op.shifted(shift, plan.kind) for op in plan.relative]
+
+    def emit_reset(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
         dst = self._index(plan, genv, 0)
-        arrays = restrict_to_box([dst], self._mask(plan, genv), plan.what)
+        arrays = restrict_to_box([dst], None if _rel else self._mask(plan, genv), plan.what)
         if arrays is None:
             return []
         insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors[:1],
@@ -340,9 +400,9 @@ class CodeGen:
         return [Op(Module.COMPUTE, [("gemm", li, True) for li in insns],
                    writes=[_span("ACC", arrays[0])], what=plan.what)]
 
-    def emit_gemm(self, plan: _NestPlan, genv: Env) -> list[Op]:
+    def emit_gemm(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
         arrays = [self._index(plan, genv, k) for k in range(3)]
-        arrays = restrict_to_box(arrays, self._mask(plan, genv), plan.what)
+        arrays = restrict_to_box(arrays, None if _rel else self._mask(plan, genv), plan.what)
         if arrays is None:
             return []
         insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors,
@@ -352,11 +412,11 @@ class CodeGen:
                           _span("ACC", arrays[0])],
                    writes=[_span("ACC", arrays[0])], what=plan.what)]
 
-    def emit_load(self, plan: _NestPlan, genv: Env) -> list[Op]:
+    def emit_load(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
         sram = self._index(plan, genv, 0)
         dram = self._index(plan, genv, 1, dram=True)
-        dmas = plan_dma(sram, dram, self._mask(plan, genv), max_size=self.max_dma,
-                        max_pad=self.max_pad, what=plan.what)
+        dmas = plan_dma(sram, dram, None if _rel else self._mask(plan, genv),
+                        max_size=self.max_dma, max_pad=self.max_pad, what=plan.what)
         dst, src = plan.operands[0][0], plan.operands[1][0]
         name = {"vta.inp": "INP", "vta.wgt": "WGT", "vta.acc": "ACC"}[dst.scope]
         module = Module.LOAD if name in ("INP", "WGT") else Module.COMPUTE
@@ -364,10 +424,11 @@ class CodeGen:
         return [Op(module, [("load", mem, d) for d in dmas], writes=[_span(name, sram)],
                    what=plan.what)]
 
-    def emit_store(self, plan: _NestPlan, genv: Env) -> list[Op]:
+    def emit_store(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
         sram = self._index(plan, genv, 0)
         dram = self._index(plan, genv, 1, dram=True)
-        arrays = restrict_to_box([sram, dram], self._mask(plan, genv), plan.what)
+        arrays = restrict_to_box([sram, dram], None if _rel else self._mask(plan, genv),
+                                 plan.what)
         if arrays is None:
             return []
         dmas = plan_dma(arrays[0], arrays[1], None, max_size=self.max_dma,
@@ -418,10 +479,38 @@ class _NestPlan:
     conds: list[Any]
     operands: list[tuple[Buffer, list[Any]]]  # (buffer, index fns of its leading dims)
     steps: list[AluStep] = field(default_factory=list)
+    linear: list[tuple[np.ndarray, Any]] | None = None  # per operand: grid part, host part
+    relative: list[Op] | None = None  # the ops at base 0 (affine nests)
 
     def emit(self, cg: CodeGen, env: Env) -> list[Op]:
+        fast = cg.emit_fast(self, env)
+        if fast is not None:
+            return fast
         genv = {**env, **self.grid.axes}
         return getattr(cg, f"emit_{self.kind}")(self, genv)
+
+
+def _split_form(form: Any, grid: Grid) -> tuple[np.ndarray, Any]:
+    """A linear form split into grid coefficients (per axis) and the host part."""
+    coef, const = form
+    axes = [v.uid for v, _ in grid.loops]
+    grid_coef = np.array([coef.get(u, 0) for u in axes], np.int64)
+    host = {u: v for u, v in coef.items() if u not in axes}
+    return grid_coef, (host, const)
+
+
+def _host_uids(plan: _NestPlan) -> set[int]:
+    return {u for _, (host, _) in plan.linear or [] for u in host}
+
+
+class _Zero(dict):
+    """Every on-chip buffer at entry 0 (folding relative to the operands' bases)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: Any) -> int:
+        return 0
 
 
 def _same(a: tuple, b: tuple) -> bool:

@@ -121,3 +121,62 @@ def strides(arrays: Sequence[np.ndarray]) -> list[tuple[int, ...] | None]:
             steps.append(int(first))
         out.append(None if steps is None else tuple(steps))
     return out
+
+
+Linear = tuple[dict[int, int], int]  # coefficient per Var uid, constant term
+_LINEAR: dict[int, tuple[Expr, Linear | None]] = {}
+
+
+def linear_form(e: Expr) -> Linear | None:
+    """``e`` as an exact integer linear form of its variables, or None if it is not one.
+
+    Only +, -, * by a constant and integer casts keep a form linear; floordiv, mod, min, max
+    and selects make it None (those indices are evaluated point by point).
+    """
+    hit = _LINEAR.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    out = _linear(e)
+    if len(_LINEAR) > 200_000:
+        _LINEAR.clear()
+    _LINEAR[id(e)] = (e, out)
+    return out
+
+
+def _linear(e: Expr) -> Linear | None:
+    if isinstance(e, Const):
+        return ({}, int(e.value)) if dt.is_int(e.dtype) else None
+    if isinstance(e, Var):
+        return {e.uid: 1}, 0
+    if isinstance(e, Cast) and dt.is_int(e.dtype) and dt.is_int(e.a.dtype):
+        return linear_form(e.a)
+    if not isinstance(e, Binary) or e.op not in ("add", "sub", "mul"):
+        return None
+    a, b = linear_form(e.a), linear_form(e.b)
+    if a is None or b is None:
+        return None
+    if e.op == "mul":
+        if a[0] and b[0]:
+            return None
+        (coef, c), k = (a, b[1]) if not b[0] else (b, a[1])
+        return {u: v * k for u, v in coef.items() if v * k}, c * k
+    sign = 1 if e.op == "add" else -1
+    coef = dict(a[0])
+    for u, v in b[0].items():
+        coef[u] = coef.get(u, 0) + sign * v
+    return {u: v for u, v in coef.items() if v}, a[1] + sign * b[1]
+
+
+def flat_linear(indices: Sequence[Expr], shape: Sequence[int]) -> Linear | None:
+    """The row-major flat index of ``indices`` into ``shape`` as a linear form (or None)."""
+    coef: dict[int, int] = {}
+    const = 0
+    for e, n in zip(indices, shape):
+        form = linear_form(e)
+        if form is None:
+            return None
+        coef = {u: v * int(n) for u, v in coef.items()}
+        const = const * int(n) + form[1]
+        for u, v in form[0].items():
+            coef[u] = coef.get(u, 0) + v
+    return {u: v for u, v in coef.items() if v}, const

@@ -117,6 +117,20 @@ class VTAModule:
 
         return evaluate
 
+    def set_num_threads(self, n: int) -> None:
+        """Accepted for interface parity with ``runtime.Module``; the simulator is serial."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"set_num_threads needs an int >= 1, got {n!r}")
+
+    def close(self) -> None:
+        """Nothing to free (the program is plain data); kept for ``runtime.Module`` parity."""
+
+    def __enter__(self) -> VTAModule:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     # -- sources --------------------------------------------------------------------------
     def get_source(self, fmt: str = "asm") -> str:
         """"asm": the instruction stream and micro-op table; "ir": the loop nest."""
