@@ -32,7 +32,8 @@ TRACEBACK_LIMIT = 4000
 
 def worker_env(threads: int) -> dict[str, str]:
     """Environment of a worker: kernel threads, and no spinning idle threads when timing
-    single-thread kernels (they would steal the core of the worker being timed)."""
+    single-thread kernels (they would steal the core of the worker being timed). Set first
+    thing in :func:`main`: this module imports neither the runtime nor libgomp."""
     env = {"TILETUNE_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": str(threads)}
     if threads == 1:
