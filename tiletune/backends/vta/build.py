@@ -53,4 +53,4 @@ def build_vta(sch: Schedule, args: Sequence[Tensor], name: str = "main", *,
         (d / f"90_{name}_vta_annotated.txt").write_text(ir)
         (d / f"91_{name}_vta.asm").write_text(program.asm())
     outputs = {b.name for b in params if kinds[b.uid].name == "OUT"}
-    return VTAModule(name, program, infos, outputs, ir, config, clock_hz)
+    return VTAModule(name, program, infos, outputs, ir, config, clock_hz, vf.plan.usage)

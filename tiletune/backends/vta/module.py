@@ -47,8 +47,11 @@ class VTAModule:
 
     def __init__(self, name: str, program: Program, args: list[ArgInfo],
                  outputs: set[str], ir: str, config: VTAConfig,
-                 clock_hz: float = DEFAULT_CLOCK_HZ) -> None:
+                 clock_hz: float = DEFAULT_CLOCK_HZ,
+                 sram_usage: dict[str, int] | None = None) -> None:
         self.name, self.program, self.config, self.clock_hz = name, program, config, clock_hz
+        #: peak SRAM entries the program uses per scope ("vta.inp", "vta.wgt", "vta.acc")
+        self.sram_usage = dict(sram_usage or {})
         self.arg_info = args
         self.args = tuple(ArgSpec(a.buffer.name, a.buffer.dtype, tuple(a.buffer.shape),
                                   a.buffer.name in outputs) for a in args)

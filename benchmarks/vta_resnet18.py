@@ -1,0 +1,181 @@
+"""ResNet-18 conv layers 2-12 on the VTA simulator (int8, batch 1): simulated cycles.
+
+    python benchmarks/vta_resnet18.py [--layers 2-12] [--budget 40] [--seed 0]
+
+Per layer: the heuristic default config, and the best configs found by a capped sweep over
+the ``vta_conv2d`` template's space, separately with one and with two virtual threads (so
+the two can be compared). The sweep measures in cycles-only mode: ``--budget`` configs per
+thread count, half seeded random valid configs, half one-knob moves from the best so far;
+configs whose stream would exceed ``--max-insns`` (estimated) are skipped to keep it fast.
+Columns: cycles, GEMM-unit utilisation (GEMM cycles / cycles), ideal cycles (MACs / 256),
+bytes moved over the DRAM bus, and the 1-thread / 2-thread cycle ratio. The first layer
+(3 input channels) does not fit VTA's 16-channel blocks and stays on the CPU.
+Writes ``benchmarks/results/vta_resnet18.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import common  # noqa: E402  (unsets OPENBLAS_CORETYPE before numpy)
+from tiletune.schedules import vta_conv2d as vc  # noqa: E402
+
+LAYERS = {2: (64, 56, 56, 64, 3, 3, 1, 1), 3: (64, 56, 56, 64, 1, 1, 1, 0),
+          4: (64, 56, 56, 128, 3, 3, 2, 1), 5: (64, 56, 56, 128, 1, 1, 2, 0),
+          6: (128, 28, 28, 128, 3, 3, 1, 1), 7: (128, 28, 28, 256, 3, 3, 2, 1),
+          8: (128, 28, 28, 256, 1, 1, 2, 0), 9: (256, 14, 14, 256, 3, 3, 1, 1),
+          10: (256, 14, 14, 512, 3, 3, 2, 1), 11: (256, 14, 14, 512, 1, 1, 2, 0),
+          12: (512, 7, 7, 512, 3, 3, 1, 1)}
+
+
+def estimated_insns(w: vc.VTAConv2dWorkload, cfg: dict) -> int:
+    """Rough instruction count: ~4 per k-step of every tile, ~5 per tile."""
+    tiles = (w.N // cfg["tile_b"] * (w.OH // cfg["tile_h"]) * (w.OW // cfg["tile_w"])
+             * (w.K // 16 // cfg["tile_co"]))
+    steps = w.C // 16 // cfg["tile_ci"]
+    return tiles * (4 * steps + 5)
+
+
+def measure(w: vc.VTAConv2dWorkload, cfg: dict) -> dict:
+    t0 = time.perf_counter()
+    f = vc.build(w, cfg)
+    r = f.report
+    moved = (r.inp_load_bytes + r.wgt_load_bytes + r.acc_load_bytes + r.uop_load_bytes
+             + r.out_store_bytes)
+    return {"config": dict(cfg), "cycles": r.cycles, "utilization": r.gemm_utilization,
+            "instructions": len(f.program), "bytes": moved, "counters": r.to_dict(),
+            "seconds": f.seconds, "build_s": time.perf_counter() - t0}
+
+
+def _threads(cfg: dict) -> int:
+    return cfg["oc_nthread"] * cfg["h_nthread"]
+
+
+def sweep(w: vc.VTAConv2dWorkload, threads: int, budget: int, seed: int, max_insns: int,
+          seen: dict) -> dict | None:
+    """Best config with ``threads`` virtual threads: random valid configs, then hill climbing."""
+    space = vc.space(w)
+    rng = random.Random(seed * 1000 + threads)
+    keys = list(space)
+
+    def ok(cfg: dict) -> bool:
+        return (_threads(cfg) == threads and vc.is_valid(w, cfg)
+                and estimated_insns(w, cfg) <= max_insns)
+
+    def run(cfg: dict) -> dict:
+        key = tuple(cfg[k] for k in keys)
+        if key not in seen:
+            seen[key] = measure(w, cfg)
+        return seen[key]
+
+    candidates = [c for c in _all_configs(space) if ok(c)]
+    if not candidates:
+        return None
+    default = vc.default_config(w)
+    start = [default] if ok(default) else []
+    best = None
+    tried = 0
+    for cfg in start + rng.sample(candidates, min(len(candidates), budget // 2)):
+        res = run(cfg)
+        tried += 1
+        if best is None or res["cycles"] < best["cycles"]:
+            best = res
+    attempts = 0
+    while tried < budget and attempts < 20 * budget:
+        attempts += 1
+        cfg = dict(best["config"])
+        k = rng.choice(keys)
+        choices = space[k]
+        i = choices.index(cfg[k]) + rng.choice((-1, 1))
+        if not 0 <= i < len(choices):
+            continue
+        cfg[k] = choices[i]
+        if not ok(cfg):
+            continue
+        res = run(cfg)
+        tried += 1
+        if res["cycles"] < best["cycles"]:
+            best = res
+    return best
+
+
+def _all_configs(space: dict) -> list[dict]:
+    import itertools
+    keys = list(space)
+    return [dict(zip(keys, vals)) for vals in itertools.product(*space.values())]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", default="2-12")
+    ap.add_argument("--budget", type=int, default=40, help="configs per thread count")
+    ap.add_argument("--max-insns", type=int, default=12000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    lo, _, hi = args.layers.partition("-")
+    layers = [n for n in LAYERS if int(lo) <= n <= int(hi or lo)]
+    rows, out = [], []
+    t_start = time.perf_counter()
+    for n in layers:
+        w = vc.VTAConv2dWorkload(1, *LAYERS[n])
+        t0 = time.perf_counter()
+        default = measure(w, vc.default_config(w))
+        seen: dict = {}
+        best1 = sweep(w, 1, args.budget, args.seed, args.max_insns, seen)
+        best2 = sweep(w, 2, args.budget, args.seed, args.max_insns, seen)
+        best = min((b for b in (default, best1, best2) if b), key=lambda b: b["cycles"])
+        same_tiles = None
+        if best2 is not None:  # the best 2-thread tiles, run with one thread
+            cfg1 = dict(best2["config"], oc_nthread=1, h_nthread=1)
+            same_tiles = measure(w, cfg1)
+        ideal = w.ideal_cycles()
+        ratio = best1["cycles"] / best2["cycles"] if best1 and best2 else None
+        kind = f"{w.R}x{w.S}"
+        rows.append([n, f"{w.C}>{w.K} {w.H}x{w.W} {kind} s{w.stride}", default["cycles"],
+                     f"{default['utilization']:.0%}", best["cycles"],
+                     f"{best['utilization']:.0%}", int(ideal), f"{best['bytes'] / 1e6:.2f}",
+                     best1["cycles"] if best1 else "-", best2["cycles"] if best2 else "-",
+                     f"{ratio:.2f}x" if ratio else "-"])
+        out.append({"layer": n, "shape": LAYERS[n], "kind": kind, "macs": w.macs,
+                    "ideal_cycles": ideal, "default": default, "best": best,
+                    "best_1_thread": best1, "best_2_threads": best2,
+                    "best_2_thread_tiles_on_1_thread": same_tiles,
+                    "thread_speedup": ratio, "configs_measured": len(seen) + 1,
+                    "sweep_seconds": time.perf_counter() - t0})
+        print(f"layer {n}: {len(seen) + 1} configs in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr, flush=True)
+    common.print_table("ResNet-18 on VTA (simulated cycles, 100 MHz, 8 B/cycle DRAM bus)",
+                       ["layer", "shape", "default cyc", "util", "best cyc", "util",
+                        "ideal cyc", "MB moved", "best 1vt", "best 2vt", "1vt/2vt"], rows)
+    three = [o for o in out if o["kind"] == "3x3"]
+    util_ok = all(o["best"]["utilization"] >= 0.5 for o in three)
+    fast = [o for o in out if o["thread_speedup"] and o["thread_speedup"] >= 1.3]
+    summary = {
+        "min_best_utilization_3x3": min((o["best"]["utilization"] for o in three), default=None),
+        "target_util_3x3_ge_50pct": util_ok,
+        "layers_with_2vt_speedup_ge_1.3": [o["layer"] for o in fast],
+        "target_2vt_on_half_the_layers": len(fast) * 2 >= len(out),
+        "total_default_cycles": sum(o["default"]["cycles"] for o in out),
+        "total_best_cycles": sum(o["best"]["cycles"] for o in out),
+        "total_ideal_cycles": sum(o["ideal_cycles"] for o in out),
+        "elapsed_s": time.perf_counter() - t_start,
+    }
+    print(f"GEMM utilisation >= 50% on every 3x3 layer: {util_ok} (min "
+          f"{summary['min_best_utilization_3x3']:.0%}); 2 threads >= 1.3x faster on "
+          f"{len(fast)}/{len(out)} layers {summary['layers_with_2vt_speedup_ge_1.3']}")
+    from tiletune.backends.vta.config import DEFAULT_CONFIG
+    common.write_json("vta_resnet18.json", {
+        "config": {k: getattr(DEFAULT_CONFIG, k) for k in ("bus_width", "dram_latency",
+                                                            "queue_depth", "gemm_ii",
+                                                            "alu_ii")},
+        "clock_hz": 100e6, "budget_per_thread_count": args.budget, "seed": args.seed,
+        "summary": summary, "layers": out})
+
+
+if __name__ == "__main__":
+    main()
