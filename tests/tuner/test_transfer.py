@@ -7,7 +7,10 @@ import pytest
 from scipy.optimize import approx_fprime
 from scipy.stats import spearmanr
 
+from tiletune.errors import TuningError
+from tiletune.tuner import ConfigSpace, XGBTuner
 from tiletune.tuner.deep_gp import DeepKernelGP, _Params, expected_improvement, gp_log_likelihood
+from tiletune.tuner.transfer import DeepGPCostModel, TransferTuner, TransferXGBModel
 
 # -- a family of related tasks: f_t(x) = a_t g(A x + c_t) + b_t, x in 8 dims ---------------
 
@@ -85,3 +88,109 @@ def test_gp_posterior_interpolates_and_is_uncertain_far_away():
 def test_expected_improvement():
     ei = expected_improvement(np.array([0.0, 1.0, 1.0]), np.array([1.0, 1.0, 0.0]), best=1.0)
     assert ei[1] > ei[0] > 0 and ei[2] == pytest.approx(0.0, abs=1e-9)
+
+
+# -- transfer tuners on the synthetic conv landscape ------------------------------------------
+
+
+def _inner_featurize(space):
+    """Knob features without the outer split sizes (which depend on the shape): the inner
+    tile sizes, unroll and annotations mean the same thing for every conv shape."""
+    keep, pos = [], 0
+    for knob in space.knobs.values():
+        width = knob.feature_table().shape[1]
+        keep += list(range(pos + (knob.kind == "split"), pos + width))
+        pos += width
+    return lambda indices: space.knob_features(indices)[:, keep]
+
+
+HISTORY_SHAPES = [(128, 128, 28), (64, 64, 56), (256, 256, 14), (512, 512, 7)]
+
+
+@pytest.fixture(scope="module")
+def history():
+    """300 measured random configs of each of four other conv shapes."""
+    try:
+        from conftest import Landscape, conv_template
+    except ImportError:  # tests/tuner became a package
+        from tests.tuner.conftest import Landscape, conv_template
+
+    out = []
+    for t, shape in enumerate(HISTORY_SHAPES):
+        space = ConfigSpace.collect(conv_template, *shape)
+        land = Landscape(space, shape[2])
+        idx = space.sample(300, np.random.default_rng(t))
+        y = np.array([r.throughput(land.flop) for r in land.measure(idx)])
+        out.append((_inner_featurize(space)(idx), y / y.max()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def gp_model(history):
+    return DeepGPCostModel(history, seed=0)
+
+
+def _trials_to_reach(tuner, landscape, target, budget, batch_size=8):
+    def stop_when_hit(t, indices, results):
+        if t.best_cost <= target:
+            t.stop("target reached")
+
+    tuner.tune(landscape.measure, budget, flop=landscape.flop, batch_size=batch_size,
+               callbacks=[stop_when_hit])
+    return len(tuner.visited) if tuner.best_cost <= target else budget
+
+
+def test_transfer_xgb_model_uses_then_forgets_the_base(history, landscape):
+    model = TransferXGBModel(history, seed=0, plan_size=32)
+    space = landscape.space
+    idx = space.valid_indices()
+    X = _inner_featurize(space)(idx)
+    y = np.array([0.0 if landscape.fails(i) else 1 / landscape.cost(i) for i in idx])
+    assert not model.fitted
+    assert spearmanr(model.predict(X), y)[0] > 0.8            # the base model alone
+    sub = np.random.default_rng(0).choice(len(idx), 16, replace=False)
+    model.fit(X[sub], y[sub])
+    assert model.fitted and model.discount == pytest.approx(2 ** (-16 / 64))
+    assert spearmanr(model.predict(X), y)[0] > 0.8
+    model.fit(np.repeat(X[sub], 20, axis=0), np.repeat(y[sub], 20))   # n = 320: base dropped
+    assert model.discount == 0.0
+    with pytest.raises(TuningError):
+        model.fit(X[:, :3], y)
+
+
+@pytest.mark.parametrize("method", ["xgb", "gp"])
+def test_transfer_tuner_beats_xgb_from_scratch(method, history, gp_model, landscape,
+                                               landscape_best):
+    """Trials to reach 95% of the best, mean over 4 seeds: transfer from four other conv
+    shapes needs far fewer than XGBTuner from scratch."""
+    space = landscape.space
+    featurize = _inner_featurize(space)
+    target = landscape_best / 0.95
+    seeds = range(4)
+    scratch = [_trials_to_reach(XGBTuner(space, featurize, seed=s, plan_size=32), landscape,
+                                target, 400) for s in seeds]
+    model = gp_model if method == "gp" else None
+    transfer = [_trials_to_reach(TransferTuner(space, history, featurize, seed=s,
+                                               method=method, plan_size=32, model=model),
+                                 landscape, target, 400) for s in seeds]
+    assert np.mean(transfer) < 0.6 * np.mean(scratch), (transfer, scratch)
+
+
+def test_transfer_tuner_tuning_set_and_errors(history, gp_model, landscape):
+    space = landscape.space
+    featurize = _inner_featurize(space)
+    tuner = TransferTuner(space, history, featurize, seed=1, plan_size=32, model=gp_model)
+    first = tuner.next_batch(8)
+    assert first == tuner.tuning_set() and len(set(first)) == 8
+    rated = gp_model.history_score(featurize(first))
+    pool = space.sample(2000, np.random.default_rng(0))
+    assert rated.min() >= np.quantile(gp_model.history_score(featurize(pool)), 0.7)
+    assert not gp_model.fitted                                  # the tuner works on a copy
+    tuner.update(first, landscape.measure(first), landscape.flop)
+    assert tuner.model.fitted and tuner.plan
+    with pytest.raises(TuningError, match="feature space"):
+        TransferTuner(space, history, seed=0, method="xgb")       # knob features: wrong width
+    with pytest.raises(TuningError):
+        TransferTuner(space, history, featurize, method="lasso")
+    with pytest.raises(TuningError):
+        TransferTuner(space, [(np.zeros((3, 2)), np.zeros(3))], featurize, method="xgb")

@@ -24,11 +24,12 @@ Gradient of the log marginal likelihood (Rasmussen & Williams eq. 5.9), with
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.linalg import cho_solve, cholesky, lapack, solve_triangular
 from scipy.optimize import minimize
 from scipy.stats import norm
 
@@ -82,9 +83,12 @@ def gp_log_likelihood(p: np.ndarray, layout: _Params, x: np.ndarray,
         chol = cholesky(k, lower=True)
     except np.linalg.LinAlgError:
         return -1e10, np.zeros_like(p)
-    alpha = cho_solve((chol, True), y)
+    kinv, info = lapack.dpotri(chol, lower=1)           # K⁻¹ from the Cholesky factor
+    if info != 0:
+        return -1e10, np.zeros_like(p)
+    kinv = np.tril(kinv) + np.tril(kinv, -1).T
+    alpha = kinv @ y
     ll = -0.5 * y @ alpha - np.log(np.diag(chol)).sum() - 0.5 * n * math.log(2 * math.pi)
-    kinv = cho_solve((chol, True), np.eye(n))
     g = 0.5 * (np.outer(alpha, alpha) - kinv)
     a = g * kf
     gz = -2.0 * (a.sum(1)[:, None] * z - a @ z)
@@ -127,10 +131,11 @@ class DeepKernelGP:
                  weight_decay: float = 1e-3,
                  lam: float | tuple[float, float, float] = (1e4, 1e4, 1e-2),
                  lam_half_life: float | None = 256.0, max_iter: int = 300,
-                 max_points: int = 256):
+                 max_points: int = 128, max_condition: int = 1024):
         self.hidden, self.out_dim, self.seed = hidden, out_dim, seed
         self.weight_decay, self.lam, self.lam_half_life = weight_decay, lam, lam_half_life
         self.max_iter, self.max_points = max_iter, max_points
+        self.max_condition = max_condition
         self.layout: _Params | None = None
         self.params: np.ndarray | None = None
         self.prior: np.ndarray | None = None       # pretrained parameters (MAP prior mean)
@@ -184,7 +189,8 @@ class DeepKernelGP:
 
     # -- public API -------------------------------------------------------------------------
     def pretrain(self, tasks: Sequence[tuple[np.ndarray, np.ndarray]]) -> DeepKernelGP:
-        """Learn the feature map on history tasks [(X_t, y_t)]; at most ``max_points`` each."""
+        """Learn the feature map on history tasks [(X_t, y_t)]: ``max_points`` random rows of
+        each (the likelihood costs O(max_points³) per task and step)."""
         tasks = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
                  for x, y in tasks if len(y) >= 2]
         if not tasks:
@@ -202,28 +208,42 @@ class DeepKernelGP:
         self.prior = self.params.copy()
         return self
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> DeepKernelGP:
+    def fit(self, x: np.ndarray, y: np.ndarray, warm_start: bool = False) -> DeepKernelGP:
         """Adapt to a new task: MAP around the pretrained parameters (ML + weight decay if
-        never pretrained). Keeps the data for prediction (last ``max_points``)."""
+        never pretrained). The hyperparameters are fitted on the last ``max_points`` rows, the
+        posterior conditions on the last ``max_condition``.
+        ``warm_start`` starts the optimiser from the last fit instead of the prior mean (same
+        objective; faster when refitting after a few more points)."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if x.ndim != 2 or len(x) != len(y) or len(y) == 0:
             raise ValueError("fit needs a 2-D x with one row per target")
-        x, y = x[-self.max_points :], y[-self.max_points :]
+        n_all = len(y)
+        x, y = x[-self.max_condition :], y[-self.max_condition :]
+        xf, yf = x[-self.max_points :], y[-self.max_points :]
         if self.prior is None:
             if self.params is None or self.layout.shapes[0][0] != x.shape[1]:
                 self._init(x)
             center = np.zeros(self.layout.size)
             penalty = self.weight_decay * self.layout.weight_mask()
         else:
-            self.params = self.prior.copy()
-            center, penalty = self.prior, self._map_penalty(len(y))
-        xn = self._norm_x(x)
+            if not (warm_start and self._train is not None):
+                self.params = self.prior.copy()
+            center, penalty = self.prior, self._map_penalty(n_all)
+        if len(yf) >= 2:
+            self._optimise([(self._norm_x(xf), self._norm_y(yf)[0])], center, penalty)
         yn, mu, sd = self._norm_y(y)
-        if len(y) >= 2:
-            self._optimise([(xn, yn)], center, penalty)
-        self._cache(xn, yn, mu, sd)
+        self._cache(self._norm_x(x), yn, mu, sd)
         return self
+
+    def condition(self, x: np.ndarray, y: np.ndarray) -> DeepKernelGP:
+        """A copy conditioned on ``(x, y)`` with the current parameters (no optimisation)."""
+        if self.params is None:
+            raise RuntimeError("DeepKernelGP.condition before pretrain or fit")
+        other = copy.copy(self)
+        yn, mu, sd = self._norm_y(np.asarray(y, dtype=np.float64).reshape(-1))
+        other._cache(self._norm_x(x), yn, mu, sd)
+        return other
 
     def _map_penalty(self, n: int) -> np.ndarray:
         lam = np.broadcast_to(np.asarray(self.lam, dtype=np.float64), (3,))
