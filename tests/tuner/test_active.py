@@ -180,6 +180,20 @@ def test_active_tuner_initial_batch_is_the_bted_pick(landscape):
         ActiveTuner(landscape.space, init="sobol")
 
 
+def test_active_tuner_plans_by_sa_and_random_pool_in_large_spaces(landscape):
+    tuner = ActiveTuner(landscape.space, seed=0, plan_size=16, exhaustive_limit=0, n_random=200,
+                        sa_options={"n_chains": 32, "n_iter": 30})
+    for _ in range(3):
+        idx = tuner.next_batch(8)
+        tuner.update(idx, landscape.measure(idx), landscape.flop)
+    plan = tuner.plan
+    assert 0 < len(plan) <= 16 and len(set(plan)) == len(plan)
+    assert not set(plan) & tuner.visited and all(landscape.space.is_valid(i) for i in plan)
+    acq = tuner.score(plan)
+    mean = tuner.mean_score(plan)
+    assert np.all(acq >= mean - 1e-12)                       # UCB adds kappa * std >= 0
+
+
 def test_active_tuner_at_least_as_fast_as_xgb(landscape, landscape_best):
     """Trials to 95% of the best, averaged over 8 seeds (plan 32, each tuner's defaults): no
     slower than XGBTuner on average, and less spread across seeds. (Most of the gain comes

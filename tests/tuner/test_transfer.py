@@ -188,6 +188,13 @@ def test_transfer_tuner_tuning_set_and_errors(history, gp_model, landscape):
     assert not gp_model.fitted                                  # the tuner works on a copy
     tuner.update(first, landscape.measure(first), landscape.flop)
     assert tuner.model.fitted and tuner.plan
+    base = TransferXGBModel(history, seed=0, plan_size=32)
+    xgb_tuner = TransferTuner(space, history, featurize, method="xgb", plan_size=32, model=base)
+    first = xgb_tuner.next_batch(8)                         # the base model's top configs
+    scores = base.predict(featurize(space.valid_indices()))
+    assert base.predict(featurize(first)).min() >= np.sort(scores)[-40]
+    with pytest.raises(TuningError, match="needs a TransferXGBModel"):
+        TransferTuner(space, history, featurize, method="xgb", model=gp_model)
     with pytest.raises(TuningError, match="feature space"):
         TransferTuner(space, history, seed=0, method="xgb")       # knob features: wrong width
     with pytest.raises(TuningError):

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from ..errors import TuningError
 from .active import bted_select
@@ -33,7 +32,6 @@ from .cost_model import CostModel
 from .deep_gp import DeepKernelGP, expected_improvement
 from .space import ConfigSpace
 from .tuner import Featurize
-from .xgb_model import AUTOTVM_PARAMS, average_recall, default_nthread
 from .xgb_tuner import XGBTuner
 
 __all__ = ["DeepGPCostModel", "History", "TransferTuner", "TransferXGBModel", "check_history"]
@@ -66,19 +64,26 @@ def check_history(history: History, n_features: int | None = None
 # --------------------------------------------------------------------------- AutoTVM-style
 
 
-class _TrainRecallStop(xgb.callback.TrainingCallback):
-    """Stop when the training-set a-recall@k stalls for ``rounds`` rounds (AutoTVM)."""
+def _recall_stop(dtrain: Any, y: np.ndarray, k: int, rounds: int) -> Any:
+    """An xgboost callback stopping when the training-set a-recall@k has not improved for
+    ``rounds`` rounds (AutoTVM's criterion). xgboost is imported lazily: the GP method and
+    the rest of this module work without it."""
+    import xgboost as xgb
 
-    def __init__(self, dtrain: xgb.DMatrix, y: np.ndarray, k: int, rounds: int) -> None:
-        super().__init__()
-        self.dtrain, self.y, self.k, self.rounds = dtrain, y, k, rounds
-        self.best, self.best_epoch = -1.0, 0
+    from .xgb_model import average_recall
 
-    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: Any) -> bool:
-        score = average_recall(model.predict(self.dtrain), self.y, self.k)
-        if score > self.best:
-            self.best, self.best_epoch = score, epoch
-        return epoch - self.best_epoch >= self.rounds
+    class TrainRecallStop(xgb.callback.TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best, self.best_epoch = -1.0, 0
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            score = average_recall(model.predict(dtrain), y, k)
+            if score > self.best:
+                self.best, self.best_epoch = score, epoch
+            return epoch - self.best_epoch >= rounds
+
+    return TrainRecallStop()
 
 
 class TransferXGBModel(CostModel):
@@ -96,6 +101,10 @@ class TransferXGBModel(CostModel):
                  nthread: int | None = None) -> None:
         if objective not in ("rank", "reg"):
             raise TuningError(f"unknown objective {objective!r}; choose 'rank' or 'reg'")
+        import xgboost as xgb
+
+        from .xgb_model import AUTOTVM_PARAMS, default_nthread
+
         self.objective, self.seed = objective, seed
         self.num_boost_round, self.early_stopping = num_boost_round, early_stopping
         self.plan_size, self.half_life, self.min_discount = plan_size, half_life, min_discount
@@ -112,7 +121,7 @@ class TransferXGBModel(CostModel):
         dtrain = self._dmatrix(x, y, [len(h[1]) for h in self.history])
         self.base = xgb.train(self.params, dtrain, num_boost_round=base_rounds,
                               callbacks=self._stopper(dtrain, y, 2 * plan_size, 100))
-        self.booster: xgb.Booster | None = None
+        self.booster: Any = None
         self.discount = 1.0
         self.fitted = False
 
@@ -127,7 +136,9 @@ class TransferXGBModel(CostModel):
 
     def _dmatrix(self, x: np.ndarray, y: np.ndarray | None = None,
                  groups: Sequence[int] | None = None, margin: np.ndarray | None = None
-                 ) -> xgb.DMatrix:
+                 ) -> Any:
+        import xgboost as xgb
+
         nthread = self.params["nthread"]
         if y is None:
             dm = xgb.DMatrix(x, nthread=nthread)
@@ -140,9 +151,9 @@ class TransferXGBModel(CostModel):
             dm.set_base_margin(margin)
         return dm
 
-    def _stopper(self, dtrain: xgb.DMatrix, y: np.ndarray, k: int,
-                 rounds: int) -> list[xgb.callback.TrainingCallback]:
-        return [_TrainRecallStop(dtrain, y, k, rounds)] if rounds else []
+    @staticmethod
+    def _stopper(dtrain: Any, y: np.ndarray, k: int, rounds: int) -> list[Any]:
+        return [_recall_stop(dtrain, y, k, rounds)] if rounds else []
 
     def base_margin(self, X: np.ndarray) -> np.ndarray:
         """The base (history) model's raw scores."""
@@ -160,6 +171,8 @@ class TransferXGBModel(CostModel):
         d = 2.0 ** (-len(y) / self.half_life)
         self.discount = d if d >= self.min_discount else 0.0
         dtrain = self._dmatrix(X, y, margin=self.discount * self.base_margin(X))
+        import xgboost as xgb
+
         self.booster = xgb.train(self.params, dtrain, num_boost_round=self.num_boost_round,
                                  callbacks=self._stopper(dtrain, y, self.plan_size,
                                                          self.early_stopping))
