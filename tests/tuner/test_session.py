@@ -44,6 +44,7 @@ class FakeMeasurer:
     calls: list[list[int]] = []
     fail = staticmethod(lambda i: False)
     interrupt_after: int | None = None  # raise KeyboardInterrupt on this call number
+    slow: dict[int, float] = {}  # index -> cost factor (for the first measurement only)
 
     def __init__(self, task, option=None, seed=0) -> None:
         self.task = task
@@ -59,9 +60,11 @@ class FakeMeasurer:
         if FakeMeasurer.interrupt_after is not None and \
                 len(FakeMeasurer.calls) > FakeMeasurer.interrupt_after:
             raise KeyboardInterrupt
-        return [MeasureResult.failure("BuildError", f"config {i} broke", traceback="tb")
-                if FakeMeasurer.fail(i) else
-                MeasureResult.success([1e-4 * (1 + (i * 7919 % 97) / 97)]) for i in indices]
+        out = [MeasureResult.failure("BuildError", f"config {i} broke", traceback="tb")
+               if FakeMeasurer.fail(i) else
+               MeasureResult.success([1e-4 * (1 + (i * 7919 % 97) / 97)
+                                      * FakeMeasurer.slow.pop(i, 1.0)]) for i in indices]
+        return out
 
 
 @pytest.fixture
@@ -69,6 +72,7 @@ def fake(monkeypatch):
     FakeMeasurer.calls = []
     FakeMeasurer.fail = staticmethod(lambda i: False)
     FakeMeasurer.interrupt_after = None
+    FakeMeasurer.slow = {}
     monkeypatch.setattr(measure_mod, "LocalMeasurer", FakeMeasurer)
     return FakeMeasurer
 
@@ -95,6 +99,28 @@ def test_default_config_is_measured_first_and_is_the_baseline(fake, tmp_path):
     assert not problems and len(recs) == 12
     assert recs[0]["tuner"] == "default" and {x["tuner"] for x in recs[1:]} == {"random"}
     assert s.exit_code == 0
+
+
+def test_default_and_best_are_confirmed_back_to_back(fake, tmp_path):
+    d = default_index(DENSE.task())
+    fake.slow = {d: 50.0}  # a noisy first measurement of the default
+    s = tune(tmp_path)
+    r = s.results[0]
+    picked = fake.calls[-1][1]  # the search's best, re-measured with the default at the end
+    assert picked != d and fake.calls[-1] == [d, picked] and r.confirmed
+    assert r.best_index in (d, picked)
+    base = 1e-4 * (1 + (d * 7919 % 97) / 97)
+    assert r.default_cost == pytest.approx(base)  # the confirmation, not the 50x outlier
+    assert r.speedup == pytest.approx(base / r.best_cost) and 1.0 <= r.speedup < 2.0
+    recs = load_records(tmp_path / "r.jsonl")[0]
+    assert [x["tuner"] for x in recs[-2:]] == ["confirm", "confirm"] and len(recs) == 14
+    fake.calls.clear()
+    s = tune(tmp_path, resume=True)  # nothing new to measure: no confirmation either
+    assert fake.calls == [] and not s.results[0].confirmed
+    assert s.results[0].speedup == pytest.approx(r.speedup)  # from the confirm records
+    fake.slow = {d: 50.0}
+    s = tune(tmp_path, confirm=False)
+    assert not s.results[0].confirmed and s.results[0].speedup > 10
 
 
 def test_resume_feeds_history_and_never_remeasures(fake, tmp_path):

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tiletune.tuner.session import SessionSummary, WorkloadResult
 
 EXAMPLES = """examples:
-  tiletune tune --workload resnet18                     # all 12 layers, ~18 min on 2 cores
+  tiletune tune --workload resnet18                     # all 12 layers, < 20 min on 2 cores
   tiletune tune --workload resnet18:2-5 --trials 200 --records tuned.jsonl
   tiletune tune --op dense --shape 256,256,256 --tuner random --json
   tiletune tune --workload resnet18:3 --resume          # continue; never re-measures
@@ -171,7 +171,8 @@ def print_summary(summary: SessionSummary, console) -> None:
         t.add_row(*[row[name] for name, _ in keep])
     console.print(t)
     g = summary.geomean_speedup
-    console.print(f"geometric mean speed-up over the heuristic default: "
+    console.print(f"geometric mean speed-up over the heuristic default (both re-measured "
+                  f"back to back): "
                   f"{f'{g:.2f}x' if g else '-'} | {summary.n_failed} failed trials | "
                   f"{summary.elapsed:.0f} s | records: {summary.records}", soft_wrap=True,
                   highlight=False)

@@ -12,7 +12,10 @@ For every workload, in order:
    (``Tuner.tune(resume_from=...)``) and are never measured again;
 3. the heuristic default config is measured first (unless resumed): it is the baseline of
    the speed-up and, through the harness, the correctness check;
-4. the tuner runs, each batch appended and fsynced to the records before the next one.
+4. the tuner runs, each batch appended and fsynced to the records before the next one;
+5. the default and the best config are measured again, back to back (``confirm``): the
+   speed-up compares those two measurements, so noise that flattered the search's minimum or
+   hit the first measurement of the default does not distort it.
 
 Ctrl-C stops the session: records already written stay, and :class:`SessionSummary` reports
 what was done (``interrupted=True``).
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
     from .workloads import Workload
 
 DEFAULT_RECORDS = "tiletune_records.jsonl"
-DEFAULT_TRIALS = 64
+DEFAULT_TRIALS = 256
 DEFAULT_TIME_BUDGET = 1080.0  # ResNet-18 (12 layers) within 20 minutes on 2 cores
 
 
@@ -155,6 +158,7 @@ class WorkloadResult:
     stop_reason: str = ""
     status: str = "pending"  # done, interrupted, skipped
     elapsed: float = 0.0
+    confirmed: bool = False  # default and best re-measured back to back at the end
 
     @property
     def new_trials(self) -> int:
@@ -272,12 +276,15 @@ def tune_workloads(
     time_budget: float | None = None, early_stopping: int | None = None, tuner: str = "xgb",
     records: str | Path = DEFAULT_RECORDS, resume: bool = False, seed: int = 0,
     option: MeasureOption | None = None, transfer_from: Sequence[str | Path] = (),
-    reporter: Reporter | None = None, batch_size: int | None = None,
+    reporter: Reporter | None = None, batch_size: int | None = None, confirm: bool = True,
 ) -> SessionSummary:
     """Tune each workload (a :class:`Workload` or a harness ``Task``) and summarise.
 
     ``trials`` is per workload (the default config and resumed configs count);
-    ``time_budget`` (seconds) is for the whole session, checked between batches. Raises
+    ``time_budget`` (seconds) is for the whole session, checked between batches. With
+    ``confirm``, the default and the best config are measured again, back to back, at the
+    end of each workload, and the speed-up is the ratio of those two measurements (the
+    search's best is the minimum of noisy measurements, which flatters it). Raises
     :class:`TuningError` / :class:`RecordsError` for bad arguments or unreadable records
     before anything is measured; never for failed measurements.
     """
@@ -327,7 +334,7 @@ def tune_workloads(
             res = _tune_one(job, pos, len(jobs), trials=trials, share=share,
                             early_stopping=early_stopping, tuner=tuner, records=records,
                             prior=prior, seed=seed, option=option, history=history,
-                            reporter=reporter, batch_size=batch_size,
+                            reporter=reporter, batch_size=batch_size, confirm=confirm,
                             measurer_cls=LocalMeasurer, summary=summary)
             if res.status == "interrupted":
                 summary.interrupted = True
@@ -340,7 +347,7 @@ def tune_workloads(
 def _tune_one(job: _Job, pos: int, total: int, *, trials: int, share: float | None,
               early_stopping: int | None, tuner: str, records: Path, prior: list[Record],
               seed: int, option: MeasureOption, history: list[Record], reporter: Reporter,
-              batch_size: int, measurer_cls: type, summary: SessionSummary
+              batch_size: int, confirm: bool, measurer_cls: type, summary: SessionSummary
               ) -> WorkloadResult:
     task = job.task
     key = task.workload_key
@@ -360,6 +367,7 @@ def _tune_one(job: _Job, pos: int, total: int, *, trials: int, share: float | No
     flop = float(task.flop)
     resume_from = measured_configs(prior, key, space) if prior else {}
     res.resumed = len(resume_from)
+    prior_indices = set(resume_from)
     writer = RecordWriter(records, template=task.name, seed=seed, tuner=tuner)
     failures: Counter[str] = Counter()
 
@@ -375,6 +383,7 @@ def _tune_one(job: _Job, pos: int, total: int, *, trials: int, share: float | No
                 reporter.failure(prog, int(i), space.get(int(i)).to_json(), r)
 
     tuner_obj = make_tuner(tuner, TunerContext(task, seed, trials, history))
+    confirmed: tuple[float, float] | None = None
     prog.status = "running"
     reporter.job_start(prog)
     try:
@@ -419,6 +428,16 @@ def _tune_one(job: _Job, pos: int, total: int, *, trials: int, share: float | No
                                 callbacks=[on_batch], resume_from=resume_from)
             res.stop_reason = ts.stop_reason
             res.status = "done"
+            bi = tuner_obj.best_index
+            fresh = len(tuner_obj.visited) > len(prior_indices)  # measured anything new?
+            if (confirm and fresh and d is not None and bi is not None and bi != d
+                    and math.isfinite(res.default_cost)):
+                pair = [d, int(bi)]
+                again = measurer(pair)
+                write(pair, again, "confirm")
+                note(pair, again)
+                if all(r.ok for r in again):
+                    confirmed = (again[0].mean, again[1].mean)
     except KeyboardInterrupt:
         res.status, res.stop_reason = "interrupted", "interrupted (Ctrl-C)"
     finally:
@@ -430,10 +449,17 @@ def _tune_one(job: _Job, pos: int, total: int, *, trials: int, share: float | No
             res.best_cost = ok[bi].mean if bi is not None else math.inf
         elif bi is not None:
             res.best_cost = tuner_obj.best_cost
+        if confirmed is not None:
+            res.default_cost, res.best_cost = confirmed
+            res.confirmed = True
+            if res.best_cost > res.default_cost:  # the search's best was a noisy fluke
+                bi, res.best_cost = res.default_index, res.default_cost
         if bi is not None:
             res.best_index = int(bi)
             res.best_config = space.get(int(bi)).to_json()
             res.best_gflops = flop / res.best_cost / 1e9 if flop else 0.0
+        if math.isfinite(res.default_cost) and flop:
+            res.default_gflops = flop / res.default_cost / 1e9
         res.failures = dict(failures)
         res.elapsed = time.monotonic() - t0
         prog.done, prog.best_gflops = res.trials, res.best_gflops
