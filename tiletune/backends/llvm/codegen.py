@@ -30,6 +30,7 @@ from tiletune.backends.llvm.emit import (
     vec,
 )
 from tiletune.backends.llvm.exprs import ExprGen, split_ramp
+from tiletune.backends.llvm.hoist import invariant_exprs
 from tiletune.backends.llvm.parallel import emit_parallel, gomp_available
 from tiletune.errors import BuildError
 from tiletune.ir import dtype as dt
@@ -141,6 +142,8 @@ class StmtGen(ExprGen):
         """``for var in [start, end)``, rotated (body first, test at the bottom)."""
         fn = self.fn
         head, exit_ = fn.label("loop"), fn.label("exit")
+        for e in invariant_exprs(body, set(self.vars)):  # hoist into the preheader
+            self.expr(e)
         pre = fn.block
         if maybe_empty:
             g = fn.op(f"icmp slt i64 {start}, {end}")
