@@ -5,10 +5,13 @@ build the space. A tuner proposes config indices, a ``measure`` function (the ha
 times them, :class:`RecordWriter` appends the results to a JSON-lines file.
 """
 
+from .active import ActiveTuner, BootstrapEnsemble, bted_select
 from .apply_best import ApplyHistoryBest, UntunedWarning, apply_history_best
 from .cost_model import CostModel, make_cost_model, xgboost_available
+from .deep_gp import DeepKernelGP
 from .features import loop_features, make_featurizer
 from .grid_tuner import GridSearchTuner
+from .lasso import LassoCostModel
 from .knobs import (
     AnnotateEntity,
     InstantiationError,
@@ -34,6 +37,7 @@ from .sa import SimulatedAnnealing, sa_optimize
 from .space import ConfigEntity, ConfigSpace
 from .task import Task
 from .template import TEMPLATES, get_template, template
+from .transfer import TransferTuner
 from .tuner import Tuner
 from .xgb_tuner import XGBTuner
 
@@ -48,3 +52,5 @@ __all__ = [
 __all__ += ["TEMPLATES", "ApplyHistoryBest", "LocalMeasurer", "MeasureOption", "Task",
             "UntunedWarning", "apply_history_best", "get_template", "loop_features",
             "make_featurizer", "template"]
+__all__ += ["ActiveTuner", "BootstrapEnsemble", "DeepKernelGP", "LassoCostModel", "TransferTuner",
+            "bted_select"]
