@@ -11,7 +11,6 @@ from .cost_model import CostModel, make_cost_model, xgboost_available
 from .deep_gp import DeepKernelGP
 from .features import loop_features, make_featurizer
 from .grid_tuner import GridSearchTuner
-from .lasso import LassoCostModel
 from .knobs import (
     AnnotateEntity,
     InstantiationError,
@@ -19,6 +18,7 @@ from .knobs import (
     ReorderEntity,
     SplitEntity,
 )
+from .lasso import LassoCostModel
 from .measure import LocalMeasurer, MeasureOption
 from .numpy_model import NumpyCostModel
 from .random_tuner import RandomTuner
