@@ -302,3 +302,20 @@ def test_any_all_and_where_reduction(rng):
     out = run(s, [A, C], [a], (8,))
     ref = a[:, :5].sum(1) + a[:, 25:].sum(1)
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_spatial_for_block_runs_as_simd_lanes(rng):
+    A, B, C = ops.matmul(32, 64, 16)
+    s = tt.create_schedule(C)
+    i, j = s[C].axis
+    (k,) = s[C].reduce_axis
+    io, jo, ii, ji = s[C].tile(i, j, 4, 16)
+    s[C].reorder(io, jo, k, ii, ji)
+    s[C].spatial_for(ii)
+    s[C].spatial_for(ji)
+    lowered = str(tt.lower(s, [A, B, C], target="llvm"))
+    assert "ramp(" in lowered and "spatial" not in lowered
+    a = rng.standard_normal((32, 16)).astype("float32")
+    b = rng.standard_normal((16, 64)).astype("float32")
+    np.testing.assert_allclose(run(s, [A, B, C], [a, b], (32, 64)), a @ b, rtol=1e-4,
+                               atol=1e-4)
