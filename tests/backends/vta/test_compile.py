@@ -275,3 +275,18 @@ def test_new_primitives_check_their_arguments():
     AL = s.cache_read(A, "vta.inp", [C])   # after a split: the reader's loops are kept
     assert AL.name == "A.vta.inp" and s[C].leaves[:2] == (io, ii)
     assert "A.vta.inp[" in str(tt.lower(s, [A, D]))
+
+
+@pytest.mark.parametrize("w,cfg", [
+    (vc.VTAConv2dWorkload(1, 32, 14, 14, 32, 3, 3, 1, 1), _cfg(4, 5, 1, 1)),
+    (vc.VTAConv2dWorkload(1, 48, 13, 11, 32, 3, 3, 2, 1), _cfg(3, 4, 2, 1, oc=2)),
+    (vc.VTAConv2dWorkload(1, 32, 10, 10, 48, 3, 3, 1, 1), _cfg(4, 10, 1, 2, oc=2)),
+    (vc.VTAConv2dWorkload(2, 32, 8, 8, 32, 3, 3, 1, 1), dict(_cfg(3, 8, 2, 1, h=2), tile_b=2)),
+])
+def test_tiles_that_do_not_divide_the_extents(w, cfg, monkeypatch):
+    """Guards of overhanging tiles become boxes of hardware loops and zero-padded DMAs."""
+    monkeypatch.setattr(vc, "_check", lambda *a, **k: None)  # the template wants divisors
+    f = vc.build(w, cfg)
+    args, out, expect = _conv_args(w)
+    f(*args, out, order="random")
+    assert np.array_equal(vc.unpack_output(out), expect)

@@ -287,8 +287,8 @@ class CodeGen:
         if cond is not None and _uses(cond, {u for u in ev if u is not None}):
             raise VTAError(f"{what}: the padding condition depends on an element axis")
         plan = self._plan("load", nest, ev, [st, src], what)
-        if cond is not None:  # masked-out entries become the DMA's zero padding
-            plan.conds.append(compile_expr(cond))
+        if cond is not None:  # entries where it fails become the DMA's zero padding
+            plan.zero_cond = compile_expr(cond)
         return plan
 
     def _store(self, nest: _Nest) -> _NestPlan:
@@ -373,10 +373,11 @@ class CodeGen:
         """Affine nests without masked-out points: fold once, shift by the bases after."""
         if plan.kind == "alu" or plan.linear is None:
             return None
-        if plan.conds:
-            mask = self._mask(plan, {**env, **plan.grid.axes})
-            if mask is not None and not mask.all():
-                return None
+        if plan.conds or plan.zero_cond is not None:
+            genv = {**env, **plan.grid.axes}
+            for mask in (self._mask(plan, genv), self._zero_mask(plan, genv)):
+                if mask is not None and not mask.all():
+                    return None
         if plan.relative is None:
             rel_env = {u: 0 for u in _host_uids(plan)}
             bases, args = self.bases, self.args
@@ -412,11 +413,20 @@ class CodeGen:
                           _span("ACC", arrays[0])],
                    writes=[_span("ACC", arrays[0])], what=plan.what)]
 
+    def _zero_mask(self, plan: _NestPlan, genv: Env) -> np.ndarray | None:
+        if plan.zero_cond is None:
+            return None
+        return np.broadcast_to(np.asarray(plan.zero_cond(genv), bool), plan.grid.shape)
+
     def emit_load(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
         sram = self._index(plan, genv, 0)
         dram = self._index(plan, genv, 1, dram=True)
-        dmas = plan_dma(sram, dram, None if _rel else self._mask(plan, genv),
-                        max_size=self.max_dma, max_pad=self.max_pad, what=plan.what)
+        zero = None
+        if not _rel:  # copy where guarded in and the padding condition holds, else zeros
+            guard, cond = self._mask(plan, genv), self._zero_mask(plan, genv)
+            zero = guard if cond is None else cond if guard is None else guard & cond
+        dmas = plan_dma(sram, dram, zero, max_size=self.max_dma, max_pad=self.max_pad,
+                        what=plan.what)
         dst, src = plan.operands[0][0], plan.operands[1][0]
         name = {"vta.inp": "INP", "vta.wgt": "WGT", "vta.acc": "ACC"}[dst.scope]
         module = Module.LOAD if name in ("INP", "WGT") else Module.COMPUTE
@@ -479,6 +489,7 @@ class _NestPlan:
     conds: list[Any]
     operands: list[tuple[Buffer, list[Any]]]  # (buffer, index fns of its leading dims)
     steps: list[AluStep] = field(default_factory=list)
+    zero_cond: Any = None  # a load's padding condition (zeros where it fails)
     linear: list[tuple[np.ndarray, Any]] | None = None  # per operand: grid part, host part
     relative: list[Op] | None = None  # the ops at base 0 (affine nests)
 

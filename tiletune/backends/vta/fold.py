@@ -151,8 +151,8 @@ def fold_loops(arrays: Sequence[np.ndarray], *, max_iter: int, max_factor: Seque
               if g.extent <= max_iter and all(0 <= s <= m for s, m in zip(g.stride, max_factor))]
     groups.sort(key=lambda g: -g.extent)
     loops = groups[:2]
-    fixed = [k for g in loops for k in g.axes]
-    rest = [k for k in range(len(shape)) if k not in fixed and shape[k] > 1]
+    fixed = [k for g in loops for k in g.axes] + [k for k in range(len(shape)) if shape[k] == 1]
+    rest = [k for k in range(len(shape)) if k not in fixed]
     kernel = _best_kernel(rest, shape, max_kernel)
     host = [k for k in rest if k not in kernel]
     table = _enumerate(arrays, fixed, host, kernel)
@@ -189,7 +189,8 @@ def plan_dma(sram: np.ndarray, dram: np.ndarray, mask: np.ndarray | None, *, max
     rows = [g for g in groups if g is not x and g.stride[0] == x_size
             and 0 < g.stride[1] <= max_size]
     y = max(rows, key=lambda g: g.extent, default=None)
-    fixed = (x.axes if x else []) + (y.axes if y else [])
+    fixed = (x.axes if x else []) + (y.axes if y else []) + [
+        k for k in range(len(shape)) if shape[k] == 1]
     host = [k for k in range(len(shape)) if k not in fixed]
     table = _enumerate([sram, dram], fixed, host, [])
     y_size, x_stride = (y.extent, y.stride[1]) if y else (1, x_size)
@@ -200,14 +201,12 @@ def _padded_dma(sram: np.ndarray, dram: np.ndarray, mask: np.ndarray, *, max_siz
                 max_pad: int, what: str) -> list[Dma]:
     shape = sram.shape
     st = strides([sram])
-    varying = [k for k in range(mask.ndim)
-               if not (mask == np.take(mask, [0], axis=k)).all()]
     x_axis = next((k for k in reversed(range(len(shape))) if st[k] == (1,)), None)
     y_axis = None
     if x_axis is not None:
         y_axis = next((k for k in range(len(shape)) if k != x_axis
                        and st[k] == (shape[x_axis],)), None)
-    if x_axis is None or y_axis is None or not set(varying) <= {x_axis, y_axis}:
+    if x_axis is None or y_axis is None:
         raise VTAError(f"{what}: zero padding needs the padded block to be rows x columns "
                        "of contiguous SRAM entries with the padding on its border")
     dst = strides([dram])
