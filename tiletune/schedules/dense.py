@@ -86,14 +86,17 @@ def is_valid(w: DenseWorkload, cfg: Mapping[str, Any]) -> bool:
 
 
 def default_config(w: DenseWorkload) -> dict[str, Any]:
-    """Largest register tile that fits the accumulator budget, preferring two vectors wide."""
+    """A 6 x 4-vector register tile (24 accumulators, 4 loads + 6 broadcasts per 24 FMAs)
+    when N is wide enough, else the widest tile that fits; panels packed for large sizes."""
     m = host_machine()
     lanes = m.vector_lanes
-    nr = 2 * lanes if w.N >= 2 * lanes else lanes
+    nr = next(n for n in (4 * lanes, 2 * lanes, lanes) if w.N >= n or n == lanes)
     mr = max(x for x in space(w)["mr"] if x * (nr // lanes) <= m.accumulator_budget)
+    if nr == 4 * lanes:
+        mr = min(mr, 6)
     big = w.K * w.N >= 64 * 1024
     return {"mr": mr, "nr": nr, "unroll_k": 1, "order": "jo_io", "pack_a": big and w.M >= mr,
-            "pack_b": big, "parallel": True}
+            "pack_b": big and w.M >= 32, "parallel": True}
 
 
 def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
