@@ -16,10 +16,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tiletune.backends.vta.codegen import ArgInfo, CodeGen, arg_kinds
+from tiletune.backends.vta.codegen import CodeGen, arg_kinds
 from tiletune.backends.vta.config import DEFAULT_CONFIG, VTAConfig
 from tiletune.backends.vta.lower_vta import lower_vta
 from tiletune.backends.vta.module import DEFAULT_CLOCK_HZ, VTAModule, dram_layout
+from tiletune.backends.vta.ops import ArgInfo
 from tiletune.backends.vta.schedule_check import check_schedule
 from tiletune.backends.vta.sync import emit_program
 from tiletune.errors import BuildError

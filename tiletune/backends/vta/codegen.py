@@ -28,60 +28,15 @@ import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
 from tiletune.backends.vta.evaluate import Env, Grid, compile_expr, flat_linear
-from tiletune.backends.vta.fold import Dma, LoopInsn, fold_loops, plan_dma, restrict_to_box
+from tiletune.backends.vta.fold import fold_loops, plan_dma, restrict_to_box
 from tiletune.backends.vta.isa import AluOp, MemType, Module
 from tiletune.backends.vta.lower_vta import VTA_SCOPES, VTAFunc, element_shape
+from tiletune.backends.vta.ops import ArgInfo, Interval, Op, interleave
 from tiletune.backends.vta.patterns import AluStep, alu_chain, is_reset, match_copy, match_gemm
 from tiletune.errors import LoweringError, VTAError
 from tiletune.ir.expr import Cast, Const, Expr, Load, Var
 from tiletune.ir.functor import collect
 from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Seq, Stmt, Store
-
-Interval = tuple[str, int, int]  # (SRAM name, first entry, one past the last)
-
-
-@dataclass
-class Op:
-    """Instructions of one module plus the SRAM entries they read and write."""
-
-    module: Module
-    insns: list[tuple[Any, ...]]
-    reads: list[Interval] = field(default_factory=list)
-    writes: list[Interval] = field(default_factory=list)
-    what: str = ""
-
-    def shifted(self, shift: list[int], kind: str) -> Op:
-        """This op (computed at base 0) with operand k moved by ``shift[k]`` entries."""
-        if kind in ("reset", "gemm"):
-            sh = np.array(shift, np.int64)
-            insns = [(t, _shift_loop(li, sh[:li.uops.shape[1]]), r) for t, li, r in self.insns]
-            names = {"INP": shift[1] if len(shift) > 1 else 0,
-                     "WGT": shift[2] if len(shift) > 2 else 0, "ACC": shift[0]}
-        else:  # load: operands (sram, dram); store: (sram, dram)
-            s_sram, s_dram = shift
-            insns = []
-            for insn in self.insns:
-                d = insn[-1]
-                moved = Dma(d.sram + s_sram, d.dram + s_dram if d.y_size else d.dram,
-                            d.y_size, d.x_size, d.x_stride, d.pad)
-                insns.append((*insn[:-1], moved))
-            names = {"INP": s_sram, "WGT": s_sram, "ACC": s_sram}
-        return Op(self.module, insns, [(b, lo + names[b], hi + names[b]) for b, lo, hi in
-                                       self.reads],
-                  [(b, lo + names[b], hi + names[b]) for b, lo, hi in self.writes], self.what)
-
-
-def _shift_loop(li: LoopInsn, shift: np.ndarray) -> LoopInsn:
-    return LoopInsn(li.uops + shift, li.iter_out, li.iter_in, li.factor_out, li.factor_in)
-
-
-@dataclass(frozen=True)
-class ArgInfo:
-    """Where a kernel argument lives in DRAM: its memory kind and base address."""
-
-    buffer: Buffer
-    kind: MemType
-    base: int
 
 
 def arg_kinds(vf: VTAFunc) -> dict[int, MemType]:
@@ -555,24 +510,3 @@ def _is_nest(s: Stmt) -> bool:
 
 def _span(name: str, a: np.ndarray) -> Interval:
     return (name, int(a.min()), int(a.max()) + 1)
-
-
-def interleave(threads: list[list[Op]]) -> list[Op]:
-    """Merge threads segment by segment (a segment: consecutive ops of one module)."""
-    segs = [_segments(t) for t in threads]
-    out: list[Op] = []
-    for k in range(max((len(s) for s in segs), default=0)):
-        for s in segs:
-            if k < len(s):
-                out += s[k]
-    return out
-
-
-def _segments(ops: list[Op]) -> list[list[Op]]:
-    out: list[list[Op]] = []
-    for op in ops:
-        if out and out[-1][-1].module == op.module:
-            out[-1].append(op)
-        else:
-            out.append([op])
-    return out

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from tiletune.backends.vta.codegen import ArgInfo
 from tiletune.backends.vta.config import VTAConfig
 from tiletune.backends.vta.cycles import SimReport
 from tiletune.backends.vta.dram import DRAM
 from tiletune.backends.vta.isa import MemType
+from tiletune.backends.vta.ops import ArgInfo
 from tiletune.backends.vta.program import Program
 from tiletune.backends.vta.simulator import Simulator
 from tiletune.errors import TileTuneError, VTAError

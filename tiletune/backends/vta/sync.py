@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tiletune.backends.vta.codegen import Op
 from tiletune.backends.vta.config import VTAConfig
 from tiletune.backends.vta.isa import Alu, AluOp, Finish, Gemm, Load, MemType, Module, Store, Uop
+from tiletune.backends.vta.ops import Op
 from tiletune.backends.vta.program import Program
 from tiletune.errors import VTAError
 
