@@ -248,3 +248,10 @@ def test_installed_console_script(tmp_path):
     p = subprocess.run([sys.executable, "-m", "tiletune.cli", "--version"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.startswith("tiletune ")
+
+
+def test_transfer_from_picks_the_transfer_tuner(tuned, capsys, tmp_path):
+    code, out, err = run(capsys, "tune", "--op", "dense", "--shape", "16,32,32", "--trials",
+                         "4", "--records", str(tmp_path / "r.jsonl"), "--transfer-from",
+                         str(tuned), "--json", *FAST)
+    assert code == 0 and json.loads(out)["tuner"] == "transfer"
