@@ -95,7 +95,8 @@ def default_config(w: DenseWorkload) -> dict[str, Any]:
     if nr == 4 * lanes:
         mr = min(mr, 6)
     big = w.K * w.N >= 64 * 1024
-    return {"mr": mr, "nr": nr, "unroll_k": 1, "order": "jo_io", "pack_a": big and w.M >= mr,
+    unroll_k = 4 if w.K % 4 == 0 else 1
+    return {"mr": mr, "nr": nr, "unroll_k": unroll_k, "order": "jo_io", "pack_a": big and w.M >= mr,
             "pack_b": big and w.M >= 32, "parallel": True}
 
 
