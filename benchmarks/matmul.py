@@ -28,7 +28,9 @@ def sweep(w: dense.DenseWorkload, n: int, seed: int) -> list[dict]:
     allc = [c for c in allc if dense.is_valid(w, c) and c["parallel"]]
     rng = np.random.default_rng(seed)
     picks = [allc[i] for i in rng.choice(len(allc), size=min(n, len(allc)), replace=False)]
-    return [dense.default_config(w)] + picks
+    blocked = [{**dense.default_config(w), "mr": mr, "nr": nr, "kc": kc}
+               for mr, nr, kc in ((4, 64, 256), (8, 32, 256), (4, 64, 128))]
+    return [dense.default_config(w)] + [c for c in blocked if c in allc] + picks
 
 
 def time_cfg(w, cfg, a, b, threads):
@@ -58,16 +60,16 @@ def main() -> None:
         w = dense.DenseWorkload(M, N, K)
         a = rng.standard_normal((M, K)).astype("float32")
         b = rng.standard_normal((K, N)).astype("float32")
-        best_cfg, best_t = None, float("inf")
-        for cfg in sweep(w, args.sweep, seed=M + N + K):
-            t = time_cfg(w, cfg, a, b, 1)
-            if t < best_t:
-                best_cfg, best_t = cfg, t
+        candidates = sweep(w, args.sweep, seed=M + N + K)
         one_thread_best = None
         for threads in args.threads:
             gf = lambda t: w.flop / t / 1e9  # noqa: E731
+            best_cfg, t_best = None, float("inf")
+            for cfg in candidates:  # the best config for this thread count
+                t = time_cfg(w, cfg, a, b, threads)
+                if t < t_best:
+                    best_cfg, t_best = cfg, t
             t_def = time_cfg(w, dense.default_config(w), a, b, threads)
-            t_best = min(time_cfg(w, best_cfg, a, b, threads), t_def)
             with common.numpy_threads(threads):
                 t_np = common.best_time(lambda: a @ b)
             t_torch = float("nan")

@@ -56,7 +56,7 @@ def test_conv2d_rejects_bad_config():
         conv2d.schedule(w, {**conv2d.default_config(w), "oc_bn": 32, "reg_n": 16})
 
 
-@pytest.mark.parametrize("shape", [(64, 96, 48), (33, 50, 17), (1, 64, 40)])
+@pytest.mark.parametrize("shape", [(64, 96, 48), (33, 50, 17), (1, 64, 40), (24, 64, 256)])
 def test_dense_configs(shape):
     w = dense.DenseWorkload(*shape)
     rng = np.random.default_rng(2)
@@ -65,7 +65,8 @@ def test_dense_configs(shape):
     sp = dense.space(w)
     allc = [dict(zip(sp, v)) for v in itertools.product(*sp.values())]
     allc = [c for c in allc if dense.is_valid(w, c)]
-    for cfg in [dense.default_config(w)] + allc[:: max(1, len(allc) // 5)]:
+    blocked = [c for c in allc if c["kc"]][:2]
+    for cfg in [dense.default_config(w)] + allc[:: max(1, len(allc) // 5)] + blocked:
         c = np.empty((w.M, w.N), "float32")
         dense.build(w, cfg)(a, b, c)
         np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4, err_msg=str(cfg))

@@ -13,6 +13,15 @@ Loop nest of the template (``mr`` rows x ``nr`` columns accumulator tile in regi
               for jl in vectorized(lanes):    # B[k, j] contiguous, one FMA
                 C.local[i, j] += Ap[io, k, i] * Bp[jo, k, j]
         C[io*mr + i, jo*nr + j] = C.local[i, j]
+
+With ``kc > 0`` the reduction is blocked instead (GotoBLAS order, no local cache): C is
+accumulated in place over K blocks of ``kc`` and LLVM keeps each tile in registers across a
+block, so each thread's A and B blocks stay in L1/L2 (scales on 2 cores)::
+
+    for jo in parallel(N / nr):
+      for ko in range(K / kc):
+        for io in range(M / mr):
+          for k in range(kc):  C[io*mr + i, jo*nr + j] += Ap[io, k, i] * Bp[jo, k, j]
 """
 from __future__ import annotations
 
@@ -76,12 +85,16 @@ def space(w: DenseWorkload) -> dict[str, list[Any]]:
         "order": ["jo_io", "io_jo"],
         "pack_a": [False, True],
         "pack_b": [False, True],
+        "kc": [0] + [k for k in (128, 256, 512) if k < w.K and w.K % k == 0],
         "parallel": [True, False],
     }
 
 
 def is_valid(w: DenseWorkload, cfg: Mapping[str, Any]) -> bool:
+    """Register budget; K blocking needs tiles that divide M and N (no guards in the loop)."""
     m = host_machine()
+    if cfg.get("kc") and (w.M % cfg["mr"] or w.N % cfg["nr"] or cfg["order"] != "jo_io"):
+        return False
     return cfg["mr"] * (cfg["nr"] // m.vector_lanes) <= m.accumulator_budget
 
 
@@ -96,7 +109,8 @@ def default_config(w: DenseWorkload) -> dict[str, Any]:
         mr = min(mr, 6)
     big = w.K * w.N >= 64 * 1024
     unroll_k = 4 if w.K % 4 == 0 else 1
-    return {"mr": mr, "nr": nr, "unroll_k": unroll_k, "order": "jo_io", "pack_a": big and w.M >= mr,
+    return {"mr": mr, "nr": nr, "unroll_k": unroll_k, "order": "jo_io", "kc": 0,
+            "pack_a": big and w.M >= mr,
             "pack_b": big and w.M >= 32, "parallel": True}
 
 
@@ -140,6 +154,21 @@ def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
     s[CL].unroll(cjo)
     s[CL].vectorize(cji)
     return s, [A, B, C]
+
+
+def _schedule_blocked(s, C, cfg: Mapping[str, Any], lanes: int) -> None:
+    i, j = s[C].axis
+    (k,) = s[C].reduce_axis
+    io, ii = s[C].split(i, factor=cfg["mr"])
+    jo, ji = s[C].split(j, factor=cfg["nr"])
+    ko, ki = s[C].split(k, factor=cfg["kc"])
+    jvo, jvi = s[C].split(ji, factor=lanes)
+    s[C].reorder(jo, ko, io, ki, ii, jvo, jvi)
+    if cfg["parallel"]:
+        s[C].parallel(jo)
+    s[C].unroll(ii)
+    s[C].unroll(jvo)
+    s[C].vectorize(jvi)
 
 
 def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense"):
