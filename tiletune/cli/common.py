@@ -29,7 +29,8 @@ def global_options() -> argparse.ArgumentParser:
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="more detail: every failed trial's reason and traceback; tracebacks "
                         "of errors")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress, no warnings")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress and no warnings (results still print)")
     return p
 
 

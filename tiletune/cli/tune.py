@@ -32,8 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", parents=[common.global_options()],
                        help="autotune workloads, append measurements to a records file",
                        description="Search the schedule space of each workload, measuring "
-                       "the heuristic default first. Progress goes to stderr; the summary "
-                       "table (or --json) to stdout.", epilog=EXAMPLES,
+                       "the heuristic default first.\nProgress goes to stderr (live on a "
+                       "terminal, one line per batch otherwise); the summary\ntable (or "
+                       "--json) to stdout. Exit code 0: tuned; 1: some trials failed or a "
+                       "workload\nhas no working config; 2: error; 130: interrupted.",
+                       epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_workload_args(p)
     b = p.add_argument_group("budget")
