@@ -79,6 +79,18 @@ def test_tune_with_failures_exits_1(capsys, tmp_path, monkeypatch):
     assert "3 elements differ" in err and "Traceback: here" in err  # -v: each failure
 
 
+def test_tune_vta_resnet18_skips_layer_1_and_reports_simulated_speed(capsys, tmp_path):
+    code, out, err = run(capsys, "tune", "--target", "vta", "--workload", "resnet18:1-2",
+                         "--trials", "3", "--records", str(tmp_path / "r.jsonl"), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    skipped, tuned = summary["workloads"]
+    assert skipped["status"] == "skipped" and "C=3" in skipped["stop_reason"]
+    assert tuned["status"] == "done" and tuned["trials"] == 3 and tuned["speedup"] >= 1.0
+    assert 1 < tuned["best_gflops"] < 1000  # simulated cycles at the VTA clock, not a cutoff
+    assert err.count("warning: skipping resnet18:1") == 1 and "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["tune", "--op", "dense"], "--op and --shape go together"),
     (["tune", "--op", "dense", "--shape", "1,2"], "takes M,N,K"),

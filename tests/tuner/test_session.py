@@ -320,6 +320,48 @@ def test_targets_are_table_driven():
         parse_op_shape("dense", "8,8,8", target="cuda")
 
 
+# --------------------------------------------------------------------------- VTA
+def test_vta_skips_unsupported_layers_and_measures_simulated_cycles(fake, tmp_path,
+                                                                   monkeypatch):
+    """resnet18:1 (3 input channels) is skipped with one warning; VTA tasks are measured by
+    VTAMeasurer (in process, cost = simulated seconds, identical repeats), not LocalMeasurer."""
+    from tiletune.backends.vta import tuning as vta_tuning
+    from tiletune.backends.vta.tuning import VTAMeasurer
+    from tiletune.tuner.session import measurer_class
+
+    assert measurer_class("vta") is VTAMeasurer and measurer_class("llvm") is fake
+    made = []
+
+    class Spy(VTAMeasurer):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(vta_tuning, "VTAMeasurer", Spy)
+    (layer1,) = parse_workloads("resnet18:1", target="vta")
+    assert "C=3" in layer1.unsupported_reason()
+    small = parse_op_shape("conv2d", "1,16,8,8,16,3,3,1,1", target="vta")
+    assert small.unsupported_reason() is None
+    messages = []
+
+    class Rep(Reporter):
+        def message(self, text):
+            messages.append(text)
+
+    s = tune(tmp_path, [layer1, small], trials=4, reporter=Rep())
+    warn = [m for m in messages if "skipping" in m]
+    assert len(warn) == 1 and "resnet18:1" in warn[0] and "C=3" in warn[0]
+    skipped, done = s.results
+    assert skipped.status == "skipped" and "unsupported on vta" in skipped.stop_reason
+    assert done.status == "done" and done.trials == 4 and done.speedup >= 1.0
+    assert fake.calls == [] and len(made) == 1  # no worker-process measurer for VTA
+    recs = load_records(tmp_path / "r.jsonl")[0]
+    assert recs and all(len(set(r["costs"])) == 1 for r in recs)  # deterministic cycles
+    assert s.exit_code == 0 and s.unsolved == []
+    with pytest.raises(TuningError, match="nothing to tune.*resnet18:1"):
+        tune(tmp_path, [layer1])
+
+
 def test_find_by_template_names_preset_layers():
     assert find_by_template("conv2d_nchwc", (1, 512, 7, 7, 512, 3, 3, 1, 1, "float32")
                             ).name == "resnet18:12"

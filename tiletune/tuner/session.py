@@ -18,6 +18,11 @@ For every workload, in order:
    The speed-up compares those times, so noise that flattered the search's minimum (or hit
    the default's first measurement) does not distort it.
 
+Shapes a target cannot run (``Workload.unsupported_reason()``, e.g. VTA and ResNet-18's
+3-channel first layer) are skipped with one warning each (``status="skipped"``). Each
+target's tasks are measured by its class in :data:`TARGET_MEASURERS` (VTA: ``VTAMeasurer``,
+in process, simulated cycles -> seconds), the others by ``LocalMeasurer``.
+
 Ctrl-C stops the session: records already written stay, and :class:`SessionSummary` reports
 what was done (``interrupted=True``).
 """
@@ -286,6 +291,39 @@ class _Job:
     task: Task
 
 
+#: Measurer class of a target, ``"module:Class"`` (imported on demand); targets not listed
+#: are measured by :class:`~tiletune.tuner.measure.LocalMeasurer` (worker processes, wall
+#: clock). VTA: in-process, cost = simulated cycles / clock (no wall-clock cutoff applies).
+TARGET_MEASURERS = {"vta": "tiletune.backends.vta.tuning:VTAMeasurer"}
+
+
+def measurer_class(target: str | None) -> type:
+    """The class that measures tasks of ``target`` (``cls(task, option, seed=...)``)."""
+    ref = TARGET_MEASURERS.get((target or "llvm").split()[0])
+    if ref is None:
+        from . import measure
+
+        return measure.LocalMeasurer
+    from .workloads import _resolve
+
+    return _resolve(ref)
+
+
+def _unsupported(item: Workload | Task) -> str | None:
+    """Why a Workload cannot run on its target (harness Tasks: None, they exist already)."""
+    check = getattr(item, "unsupported_reason", None)
+    return check() if callable(check) else None
+
+
+def _skipped(item: Workload, reason: str, trials: int) -> WorkloadResult:
+    from .task import workload_key
+
+    return WorkloadResult(item.name, item.describe(),
+                          workload_key(item.template, item.args, item.target), item.template,
+                          list(item.args), trials, item.compact(), status="skipped",
+                          stop_reason=f"unsupported on {item.target}: {reason}")
+
+
 def _as_job(item: Workload | Task) -> _Job:
     if hasattr(item, "task") and callable(item.task):  # a Workload
         return _Job(item.name, item.describe(), item.compact(), item.task())
@@ -363,7 +401,7 @@ def tune_workloads(
     :class:`TuningError` / :class:`RecordsError` for bad arguments or unreadable records
     before anything is measured; never for failed measurements.
     """
-    from .measure import LocalMeasurer, MeasureOption
+    from .measure import MeasureOption
 
     if trials < 1:
         raise TuningError(f"trials must be >= 1, got {trials}")
@@ -383,7 +421,16 @@ def tune_workloads(
     records = Path(records)
     start = time.monotonic()
 
-    jobs = [_as_job(item) for item in items]  # builds every task: bad shapes fail here
+    # shapes the target cannot run (VTA: 3 input channels) are skipped with one warning each;
+    # every other task is built now, so bad shapes fail before anything is measured
+    entries: list[_Job | WorkloadResult] = []
+    for item in items:
+        why = _unsupported(item)
+        entries.append(_as_job(item) if why is None else _skipped(item, why, trials))
+    jobs = [e for e in entries if isinstance(e, _Job)]
+    if not jobs:
+        why = "; ".join(f"{e.name}: {e.stop_reason}" for e in entries)
+        raise TuningError(f"nothing to tune: {why}")
     prior: list[Record] = []
     problems: list[RecordProblem] = []
     if resume and records.exists():
@@ -400,9 +447,17 @@ def tune_workloads(
     summary = SessionSummary([], str(records), tuner, seed,
                              problems=[str(p) for p in problems])
     deadline = None if time_budget is None else start + time_budget
+    for e in entries:
+        if isinstance(e, WorkloadResult):
+            reporter.message(f"warning: skipping {e.name} ({e.description}): {e.stop_reason}")
     reporter.start(len(jobs), trials, time_budget, str(records))
     try:
-        for pos, job in enumerate(jobs, start=1):
+        pos = 0
+        for job in entries:
+            if isinstance(job, WorkloadResult):
+                summary.results.append(job)
+                continue
+            pos += 1
             share = None
             if deadline is not None:
                 share = (deadline - time.monotonic()) / (len(jobs) - pos + 1)
@@ -410,7 +465,8 @@ def tune_workloads(
                             early_stopping=early_stopping, tuner=tuner, records=records,
                             prior=prior, seed=seed, option=option, history=history,
                             reporter=reporter, batch_size=batch_size, confirm=confirm,
-                            measurer_cls=LocalMeasurer, summary=summary)
+                            measurer_cls=measurer_class(getattr(job.task, "target", "llvm")),
+                            summary=summary)
             if res.status == "interrupted":
                 summary.interrupted = True
                 break

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 TARGETS = ("llvm", "vta")
 #: Modules that register a target's templates (imported before its tasks are made).
 TARGET_MODULES = {"vta": "tiletune.backends.vta.tuning"}
+#: Per (op, target): ``"module:function"``; ``function(*template_args)`` says why a shape
+#: cannot run on the target (None: it can), e.g. VTA and ResNet's 3-channel first conv.
+UNSUPPORTED = {("conv2d", "vta"): "tiletune.backends.vta.tuning:unsupported_reason"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,13 @@ class Workload:
     def compact(self) -> str:
         return self.spec.compact(self.shape)
 
+    def unsupported_reason(self) -> str | None:
+        """Why this shape cannot run on its target (None: it can; see :data:`UNSUPPORTED`)."""
+        ref = UNSUPPORTED.get((self.op, self.target.split()[0]))
+        if ref is None:
+            return None
+        return _resolve(ref)(*self.args)
+
     def task(self) -> Task:
         """The tuning task (imports the measurement harness lazily)."""
         from .task import Task
@@ -147,6 +157,17 @@ def load_target(target: str) -> None:
         except ImportError as e:
             raise TuningError(f"target {target!r} is not available: cannot import {module} "
                               f"({e})") from e
+
+
+def _resolve(ref: str) -> Any:
+    """``"package.module:attr"`` -> the attribute (the module imported on demand)."""
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as e:
+        raise TuningError(f"cannot import {module} ({e})") from e
 
 
 def _ints(text: str, what: str) -> list[int]:
