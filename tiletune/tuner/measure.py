@@ -311,11 +311,16 @@ class LocalMeasurer:
 
 
 def _read(path: str, limit: int = 4000) -> str:
+    """The end of a worker's crash log, without faulthandler's trailing list of every loaded
+    extension module (with NumPy, SciPy and scikit-learn loaded it is longer than ``limit``
+    and would push the stack out)."""
     try:
         with open(path, errors="replace") as f:
-            return f.read()[-limit:]
+            text = f.read()
     except OSError:
         return ""
+    head, sep, _ = text.partition("\nExtension modules:")
+    return (head + "\n" if sep else text)[-limit:]
 
 
 def _exit(code: int | None) -> str:
