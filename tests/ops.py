@@ -56,16 +56,8 @@ def conv2d_nchw(N, C, H, W, K, R, S, stride, pad):
 
 
 def conv2d_ref(a, w, stride, pad):
-    N, C, H, W = a.shape
-    K, _, R, S = w.shape
-    ap = np.pad(a.astype("float64"), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    OH, OW = (H + 2 * pad - R) // stride + 1, (W + 2 * pad - S) // stride + 1
-    out = np.zeros((N, K, OH, OW))
-    for r in range(R):
-        for s in range(S):
-            patch = ap[:, :, r:r + stride * OH:stride, s:s + stride * OW:stride]
-            out += np.einsum("nchw,kc->nkhw", patch, w[:, :, r, s])
-    return out.astype("float32")
+    from tiletune.schedules.conv2d import reference
+    return reference(a, w, stride, pad).astype("float32")
 
 
 def depthwise(N, C, H, W, R, stride, pad):
@@ -81,16 +73,8 @@ def depthwise(N, C, H, W, R, stride, pad):
 
 
 def depthwise_ref(a, w, stride, pad):
-    N, C, H, W = a.shape
-    R = w.shape[1]
-    ap = np.pad(a.astype("float64"), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    OH, OW = (H + 2 * pad - R) // stride + 1, (W + 2 * pad - R) // stride + 1
-    out = np.zeros((N, C, OH, OW))
-    for r in range(R):
-        for s in range(R):
-            out += ap[:, :, r:r + stride * OH:stride, s:s + stride * OW:stride] * \
-                w[None, :, r, s, None, None]
-    return out.astype("float32")
+    from tiletune.schedules.depthwise import reference
+    return reference(a, w, stride, pad).astype("float32")
 
 
 def maxpool(N, C, H, W, k, stride):

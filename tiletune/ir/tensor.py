@@ -257,24 +257,23 @@ def if_then_else(cond: Any, then_value: Any, else_value: Any) -> Expr:
     return select(cond, then_value, else_value)
 
 
-def all(*conds: Any) -> Expr:  # noqa: A001
-    """Logical and of one or more bool conditions."""
+def _fold_logical(op: str, conds: tuple) -> Expr:
     if not conds:
-        raise DSLError("tt.all needs at least one condition")
+        raise DSLError(f"tt.{'all' if op == 'and' else 'any'} needs at least one condition")
     out = as_expr(conds[0], "bool")
     for c in conds[1:]:
-        out = logical("and", out, c)
+        out = logical(op, out, c)
     return out
+
+
+def all(*conds: Any) -> Expr:  # noqa: A001
+    """Logical and of one or more bool conditions."""
+    return _fold_logical("and", conds)
 
 
 def any(*conds: Any) -> Expr:  # noqa: A001
     """Logical or of one or more bool conditions."""
-    if not conds:
-        raise DSLError("tt.any needs at least one condition")
-    out = as_expr(conds[0], "bool")
-    for c in conds[1:]:
-        out = logical("or", out, c)
-    return out
+    return _fold_logical("or", conds)
 
 
 def _math(name: str) -> Callable[[Any], Expr]:
