@@ -62,18 +62,15 @@ def time_config(w, cfg, data, weight, threads: int, number: int = 5) -> float:
 
 
 def best_from_records(path: str, w) -> dict | None:
+    """The fastest successful config recorded for this layer (records of ``tiletune tune``)."""
     from tiletune.tuner.records import best_records, load_records
-    recs, _ = load_records(path)
-    for key, rec in best_records(recs).items():
-        if key.startswith("conv2d_nchwc") and w.key() in rec.get("workload_key", key) or \
-                _args_match(key, w):
-            return dict(rec["config"])
-    return None
-
-
-def _args_match(key: str, w) -> bool:
-    wanted = f"({w.N},{w.C},{w.H},{w.W},{w.K},{w.R},{w.S},{w.stride},{w.pad}"
-    return key.replace(" ", "").startswith("conv2d_nchwc" + wanted)
+    recs, problems = load_records(path)
+    for p in problems:
+        print(f"records: {p}")
+    key = (f'conv2d_nchwc({w.N},{w.C},{w.H},{w.W},{w.K},{w.R},{w.S},{w.stride},{w.pad},'
+           f'"{w.dtype}")@llvm')
+    rec = best_records(recs).get(key)
+    return dict(rec["config"]) if rec else None
 
 
 def main() -> None:
