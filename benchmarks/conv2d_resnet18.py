@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402  (unsets OPENBLAS_CORETYPE before numpy)
-from tiletune.schedules import conv2d  # noqa: E402
+from tiletune.schedules import conv2d, conv2d_nchw  # noqa: E402
 
 LAYERS = [(3, 224, 224, 64, 7, 7, 2, 3), (64, 56, 56, 64, 3, 3, 1, 1),
           (64, 56, 56, 64, 1, 1, 1, 0), (64, 56, 56, 128, 3, 3, 2, 1),
@@ -33,26 +33,29 @@ def workload(layer) -> conv2d.Conv2dWorkload:
     return conv2d.Conv2dWorkload(1, C, H, W, K, R, S, stride, pad)
 
 
-def sweep_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> list[dict]:
-    """The default plus ``n`` seeded valid configs, biased to full-width register tiles."""
+def sweep_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> list[tuple]:
+    """The heuristic choice plus ``n`` seeded valid configs of each conv2d template."""
     import itertools
-    sp = space_list = conv2d.space(w)
-    keys = list(sp)
     rng = np.random.default_rng(seed)
-    allc = [dict(zip(keys, vals)) for vals in itertools.product(*space_list.values())]
-    allc = [c for c in allc if conv2d.is_valid(w, c) and c["parallel"] == "n_occ_oh"]
-    lanes = 16
-    good = [c for c in allc if c["oc_bn"] % lanes == 0 and c["reg_n"] >= 4]
-    pool = good or allc
-    picks = [pool[i] for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
-    return [conv2d.default_config(w)] + picks
+    out = [conv2d_nchw.choose(w)]
+    for module in (conv2d, conv2d_nchw):
+        sp = module.space(w)
+        allc = [dict(zip(sp, vals)) for vals in itertools.product(*sp.values())]
+        allc = [c for c in allc if module.is_valid(w, c) and c["parallel"] in (True, "n_occ_oh")]
+        if module is conv2d:
+            good = [c for c in allc if c["oc_bn"] % 16 == 0 and c["reg_n"] >= 4]
+            allc = good or allc
+        picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
+        out += [(module, module.default_config(w))] + [(module, allc[i]) for i in picks]
+    return out
 
 
-def time_config(w, cfg, data, weight, threads: int, number: int = 5) -> float:
-    f = conv2d.build(w, cfg)
+def time_config(w, choice, data, weight, threads: int, number: int = 5) -> float:
+    module, cfg = choice
+    f = module.build(w, cfg)
     f.set_num_threads(threads)
     out = np.empty((w.N, w.K, w.OH, w.OW), "float32")
-    wp = conv2d.pack_weight(weight, cfg)
+    wp = module.pack_weight(weight, cfg)
     f(data, wp, out)
     ref = conv2d.reference(data, weight, w.stride, w.pad)
     err = np.abs(out - ref).max() / (np.abs(ref).max() + 1e-9)
@@ -67,10 +70,15 @@ def best_from_records(path: str, w) -> dict | None:
     recs, problems = load_records(path)
     for p in problems:
         print(f"records: {p}")
-    key = (f'conv2d_nchwc({w.N},{w.C},{w.H},{w.W},{w.K},{w.R},{w.S},{w.stride},{w.pad},'
-           f'"{w.dtype}")@llvm')
-    rec = best_records(recs).get(key)
-    return dict(rec["config"]) if rec else None
+    args = f'({w.N},{w.C},{w.H},{w.W},{w.K},{w.R},{w.S},{w.stride},{w.pad},"{w.dtype}")@llvm'
+    best = best_records(recs)
+    found = [(best[t + args], module) for t, module in (("conv2d_nchwc", conv2d),
+                                                        ("conv2d_nchw", conv2d_nchw))
+             if t + args in best]
+    if not found:
+        return None
+    rec, module = min(found, key=lambda rm: sum(rm[0]["costs"]) / len(rm[0]["costs"]))
+    return module, dict(rec["config"])
 
 
 def main() -> None:
@@ -91,14 +99,15 @@ def main() -> None:
         weight = rng.standard_normal((w.K, w.C, w.R, w.S)).astype("float32")
         gf = lambda t: w.flop / t / 1e9  # noqa: E731
         tuned = best_from_records(args.records, w) if args.records else None
-        candidates = [tuned] if tuned else sweep_configs(w, args.sweep, seed=li)
+        candidates = [tuned, conv2d_nchw.choose(w)] if tuned else \
+            sweep_configs(w, args.sweep, seed=li)
         best_cfg, best_t = None, float("inf")
         for cfg in candidates:
             t = time_config(w, cfg, data, weight, 1)
             if t < best_t:
                 best_cfg, best_t = cfg, t
         for threads in args.threads:
-            t_def = time_config(w, conv2d.default_config(w), data, weight, threads)
+            t_def = time_config(w, conv2d_nchw.choose(w), data, weight, threads)
             t_best = min(time_config(w, best_cfg, data, weight, threads), t_def)
             with common.numpy_threads(threads):
                 t_np = common.best_time(lambda: common.im2col_conv(data, weight, w.stride,
@@ -111,7 +120,8 @@ def main() -> None:
             rec = {"layer": li, "shape": LAYERS[li - 1], "threads": threads,
                    "gflops": {"default": gf(t_def), "best": gf(t_best), "numpy": gf(t_np),
                               "torch": gf(t_torch), "onnxruntime": gf(t_ort)},
-                   "peak": peak * threads, "best_config": best_cfg,
+                   "peak": peak * threads, "best_template": best_cfg[0].__name__.split(".")[-1],
+                   "best_config": best_cfg[1],
                    "source": "records" if tuned else f"sweep of {len(candidates)}"}
             results.append(rec)
             g = rec["gflops"]

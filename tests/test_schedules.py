@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tiletune as tt
-from tiletune.schedules import conv2d, dense, depthwise, layout
+from tiletune.schedules import conv2d, conv2d_nchw, dense, depthwise, layout
 
 CONV_SHAPES = [
     conv2d.Conv2dWorkload(1, 1, 9, 9, 16, 3, 3, 1, 1),     # one input channel
@@ -126,3 +126,33 @@ def test_parallel_matches_serial():
             outs.append(out)
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
+
+
+NCHW_SHAPES = CONV_SHAPES + [conv2d.Conv2dWorkload(1, 16, 8, 8, 24, 1, 1, 1, 0)]
+
+
+@pytest.mark.parametrize("w", NCHW_SHAPES, ids=lambda w: w.key())
+def test_conv2d_nchw_direct_and_1x1_configs(w):
+    rng = np.random.default_rng(8)
+    data = rng.standard_normal((w.N, w.C, w.H, w.W)).astype("float32")
+    weight = rng.standard_normal((w.K, w.C, w.R, w.S)).astype("float32")
+    ref = conv2d.reference(data, weight, w.stride, w.pad)
+    sp = conv2d_nchw.space(w)
+    allc = [dict(zip(sp, v)) for v in itertools.product(*sp.values())]
+    allc = [c for c in allc if conv2d_nchw.is_valid(w, c)]
+    picks = [allc[i] for i in np.random.default_rng(9).choice(len(allc), min(4, len(allc)),
+                                                             replace=False)]
+    flat = [c for c in allc if c["tiling"] == "flat"][:1]
+    for cfg in [conv2d_nchw.default_config(w)] + picks + flat:
+        out = np.empty(ref.shape, "float32")
+        conv2d_nchw.build(w, cfg)(data, conv2d_nchw.pack_weight(weight, cfg), out)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4, err_msg=str(cfg))
+
+
+def test_conv2d_1x1_specialisation_is_a_gemm_over_pixels():
+    w = conv2d.Conv2dWorkload(1, 16, 8, 8, 24, 1, 1, 1, 0)
+    cfg = conv2d_nchw.default_config(w)
+    assert cfg["tiling"] == "flat"
+    s, args = conv2d_nchw.schedule(w, cfg)
+    text = str(tt.lower(s, args, target="llvm"))
+    assert "pad" not in text and "ramp(" in text

@@ -10,13 +10,15 @@ Every template is a module with the same shape:
 
 A config is a plain mapping knob -> value, so the tuner drives templates without a cycle.
 """
-from tiletune.schedules import conv2d, dense, depthwise
+from tiletune.schedules import conv2d, conv2d_nchw, dense, depthwise
 from tiletune.schedules.machine import Machine, host_machine
 
 TEMPLATES = {
     "dense": dense,
     "conv2d_nchwc": conv2d,
+    "conv2d_nchw": conv2d_nchw,
     "depthwise_conv2d": depthwise,
 }
 
-__all__ = ["TEMPLATES", "Machine", "host_machine", "conv2d", "dense", "depthwise"]
+__all__ = ["TEMPLATES", "Machine", "host_machine", "conv2d", "conv2d_nchw", "dense",
+           "depthwise"]

@@ -1,4 +1,5 @@
-"""The operator library's schedules as tuning templates: dense, conv2d_nchwc, depthwise_conv2d.
+"""The operator library's schedules as tuning templates: dense, conv2d_nchwc, conv2d_nchw,
+depthwise_conv2d.
 
 Each template defines one knob per entry of ``module.space(w)``, the module's cross-knob
 check as a constraint, the workload's flop count, and in apply mode calls
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..schedules import conv2d, dense, depthwise
+from ..schedules import conv2d, conv2d_nchw, dense, depthwise
 from .space import ConfigSpace
 from .template import template
 
@@ -24,6 +25,7 @@ from .template import template
 LIBRARY: dict[str, tuple[ModuleType, type]] = {
     "dense": (dense, dense.DenseWorkload),
     "conv2d_nchwc": (conv2d, conv2d.Conv2dWorkload),
+    "conv2d_nchw": (conv2d_nchw, conv2d.Conv2dWorkload),
     "depthwise_conv2d": (depthwise, depthwise.DepthwiseWorkload),
 }
 
@@ -108,6 +110,21 @@ def conv2d_nchwc_template(cfg: Any, N: int, C: int, H: int, W: int, K: int, R: i
                           stride: int = 1, pad: int = 0, dtype: str = "float32") -> Any:
     """conv2d NCHW -> NCHW via NCHW[x]c; arguments ``[data, weight_packed, output]``."""
     return _library(cfg, conv2d, conv2d.Conv2dWorkload(N, C, H, W, K, R, S, stride, pad, dtype))
+
+
+def _nchw_prepare(config: Mapping[str, Any], inputs: list[np.ndarray], *args: Any
+                  ) -> list[np.ndarray]:
+    data, weight = inputs
+    return [data, conv2d_nchw.pack_weight(weight, config)]
+
+
+@template("conv2d_nchw", inputs=_conv_inputs, reference=_conv_reference, prepare=_nchw_prepare,
+          default_config=lambda *a: conv2d_nchw.default_config(conv2d.Conv2dWorkload(*a)))
+def conv2d_nchw_template(cfg: Any, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
+                         stride: int = 1, pad: int = 0, dtype: str = "float32") -> Any:
+    """Direct conv2d on NCHW (vectors along the width; 1x1 as a GEMM over H*W)."""
+    return _library(cfg, conv2d_nchw,
+                    conv2d.Conv2dWorkload(N, C, H, W, K, R, S, stride, pad, dtype))
 
 
 # -- depthwise conv2d ----------------------------------------------------------------------
