@@ -2,19 +2,30 @@
 
     python benchmarks/tuner_efficiency.py [--layers resnet18:2 resnet18:7 resnet18:12]
         [--sample 600] [--seeds 10] [--tuners random xgb ...] [--remeasure]
+        [--real [--real-layers resnet18:7 resnet18:12] [--real-trials 64]]
 
 1. **Datasets.** For each layer, a seeded sample of up to ``--sample`` valid configs (the
    heuristic default included) is measured once with the real harness (``LocalMeasurer``)
    and cached in ``benchmarks/data/replay_<layer>.json``; later runs reuse it
    (``--remeasure`` measures again).
-2. **Replay.** Each tuner of the registry (:data:`tiletune.tuner.session.TUNERS`: random,
-   xgb, and active / transfer when installed; transfer gets the other layers' datasets as
-   history, leave-one-layer-out) tunes a space restricted to the sample, with a fake measure
-   function reading the cached costs, for ``--seeds`` seeds.
+2. **Replay.** Every tuner of the registry (:data:`tiletune.tuner.session.TUNERS`: random,
+   grid, xgb, xgb-lasso, active (BTED + BAO), transfer (deep-kernel GP), transfer-xgb) plus
+   the ablation ``transfer-xgb-knob`` (transfer-xgb without the shape descriptors) tunes a
+   space restricted to the sample, with a fake measure function reading the cached costs,
+   for ``--seeds`` seeds. Transfer tuners: leave one layer out (history = the other layers'
+   datasets).
 3. **Report**, per tuner and layer: trials to reach 90/95/99% of the sample's best
    throughput (mean ± std over seeds; a seed that never gets there counts as the sample size
    + 1 and is flagged), the best found after 32/64/128 trials (% of the best), and the spread
-   across seeds. Target: XGB reaches 95% in <= 1/3 of the trials random needs.
+   across seeds of the best at 64 trials (std and max - min, per layer and averaged).
+   Targets: XGB reaches 95% in <= 1/3 of the trials random needs; active reaches 95% in fewer
+   trials than XGB with a >= 50% smaller spread at 64; transfer reaches 95% in <= 1/2 of
+   XGB's trials.
+4. ``--real``: one real tuning run per tuner (seed 0, ``--real-trials`` trials) on
+   ``--real-layers`` with :func:`tiletune.tuner.session.tune_workloads`, as ``tiletune tune``
+   runs it (default config first, then the tuner; transfer tuners get the cached datasets of
+   the other layers as ``--transfer-from`` records); reports the best GFLOP/s found and the
+   trials to reach 95% of that run's best.
 
 Writes ``benchmarks/results/tuner_efficiency.json``.
 """
@@ -40,8 +51,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tiletune.tuner.records import make_record  # noqa: E402
 from tiletune.tuner.result import MeasureInput, MeasureResult  # noqa: E402
-from tiletune.tuner.session import TUNERS, TunerContext, default_index, make_tuner  # noqa: E402
+from tiletune.tuner.session import (  # noqa: E402
+    TUNERS,
+    TunerContext,
+    default_index,
+    make_tuner,
+    register_tuner,
+    xgb_plan,
+)
 from tiletune.tuner.workloads import parse_workloads  # noqa: E402
+
+for _mod in ("transfer", "lasso"):  # they register transfer-xgb / xgb-lasso
+    try:
+        __import__(f"tiletune.tuner.{_mod}")
+    except ImportError:  # optional dependency missing (sklearn, xgboost)
+        pass
+
+
+@register_tuner("transfer-xgb-knob", "ablation: transfer-xgb on knob features only",
+                uses_history=True)
+def _transfer_xgb_knob(ctx: TunerContext) -> Any:
+    from tiletune.tuner.transfer import TransferTuner, transfer_data
+
+    featurize, history = transfer_data(ctx, descriptors=False)
+    return TransferTuner(ctx.space, history, featurize, seed=ctx.seed, method="xgb",
+                         plan_size=xgb_plan(ctx.n_trial)["plan_size"])
+
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -207,7 +242,49 @@ def summarize(curves: list[list[float]], n_sample: int) -> dict[str, Any]:
     for k in CHECKPOINTS:
         vals = [c[min(k, len(c)) - 1] * 100 if c else 0.0 for c in curves]
         out[f"best_at_{k}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals)),
-                               "min": float(min(vals)), "per_seed": vals}
+                               "min": float(min(vals)), "max": float(max(vals)),
+                               "range": float(max(vals) - min(vals)), "per_seed": vals}
+    return out
+
+
+# --------------------------------------------------------------------------- real runs
+def real_runs(tuners: list[str], layers: list[str], trials: int, jobs: int,
+              datasets: dict[str, dict[str, Any]], workdir: Path) -> dict[str, Any]:
+    """One real tuning run (seed 0) per tuner and layer, through ``tune_workloads`` as the
+    CLI runs it; transfer tuners get the cached datasets of the other layers as records."""
+    from tiletune.tuner.measure import MeasureOption
+    from tiletune.tuner.records import load_records, record_result
+    from tiletune.tuner.session import tune_workloads
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for layer in layers:
+        (wl,) = parse_workloads(layer)
+        flop = float(wl.task().flop)
+        hist_path = workdir / f"history_{layer.replace(':', '_')}.jsonl"
+        others = [d for k, d in datasets.items() if k != layer]
+        hist_path.write_text("".join(json.dumps(r) + "\n" for r in history_records(others)))
+        for name in tuners:
+            rec_path = workdir / f"real_{name}_{layer.replace(':', '_')}.jsonl"
+            rec_path.unlink(missing_ok=True)
+            t0 = time.monotonic()
+            summary = tune_workloads(
+                [wl], trials=trials, tuner=name, records=rec_path, seed=0,
+                option=MeasureOption(jobs=jobs),
+                transfer_from=[hist_path] if TUNERS[name].uses_history else [])
+            elapsed = time.monotonic() - t0
+            recs, _ = load_records(rec_path)
+            search = [record_result(r) for r in recs if r.get("tuner") != "confirm"]
+            gflops = [flop / r.mean / 1e9 if r.ok else 0.0 for r in search]
+            best = max(gflops, default=0.0)
+            to95 = next((k + 1 for k, g in enumerate(gflops) if g >= 0.95 * best), None)
+            res = summary.results[0]
+            out.setdefault(name, {})[layer] = {
+                "trials": len(search), "best_gflops": best, "trials_to_95": to95,
+                "default_gflops": res.default_gflops, "confirmed_speedup": res.speedup,
+                "failed": sum(not r.ok for r in search), "seconds": elapsed}
+            print(f"  real {name:>18} {layer:<12} best {best:6.1f} GFLOP/s, 95% at trial "
+                  f"{to95}, {elapsed:.0f} s", flush=True)
     return out
 
 
@@ -218,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=600, help="configs measured per layer")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--tuners", nargs="+", default=None,
-                    help=f"default: every registered tuner but grid ({', '.join(TUNERS)})")
+                    help=f"default: every registered tuner ({', '.join(TUNERS)})")
     ap.add_argument("--budget", type=int, default=128,
                     help="the trial budget tuners are configured for (default 128)")
     ap.add_argument("--batch-size", type=int, default=8)
@@ -226,9 +303,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--remeasure", action="store_true", help="ignore cached datasets")
     ap.add_argument("--data", default=str(DATA), help="dataset directory")
     ap.add_argument("--output", default=str(RESULTS / "tuner_efficiency.json"))
+    ap.add_argument("--real", action="store_true",
+                    help="also one real (measured) tuning run per tuner on --real-layers")
+    ap.add_argument("--real-layers", nargs="+", default=["resnet18:7", "resnet18:12"])
+    ap.add_argument("--real-trials", type=int, default=64)
+    ap.add_argument("--real-tuners", nargs="+", default=None,
+                    help="default: the replayed tuners but the ablations")
     args = ap.parse_args(argv)
-    tuners = args.tuners or [n for n in TUNERS if n != "grid"]
-    unknown = [t for t in tuners if t not in TUNERS]
+    tuners = args.tuners or list(TUNERS)
+    unknown = [t for t in tuners + (args.real_tuners or []) if t not in TUNERS]
     if unknown:
         ap.error(f"unknown tuner(s) {unknown}; registered: {', '.join(TUNERS)}")
 
@@ -238,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
                                "budget": args.budget, "batch_size": args.batch_size,
                                "results": {}}
     for layer, ds in datasets.items():
-        rt = replay_task(ds)
         ok = [c for c in ds["costs"] if c]
         best = min(ok)
         d = ds.get("default_index")
@@ -260,16 +342,26 @@ def main(argv: list[str] | None = None) -> int:
             rt = replay_task(ds)
             history = (history_records([d for k, d in datasets.items() if k != layer])
                        if TUNERS[name].uses_history else [])
+            if TUNERS[name].uses_history and not history:
+                print(f"  {name}: needs at least two layers (leave one out); skipped")
+                continue
             t0 = time.monotonic()
             curves = [run_one(name, rt, seed, args.budget, history, args.batch_size)
                       for seed in range(args.seeds)]
             s = summarize(curves, len(ds["indices"]))
             s["seconds"] = time.monotonic() - t0
             results["results"].setdefault(name, {})[layer] = s
-            print(f"  {name:>8} {layer:<12} to95 {s['trials_to_95']['mean']:6.1f} ± "
+            print(f"  {name:>18} {layer:<12} to95 {s['trials_to_95']['mean']:6.1f} ± "
                   f"{s['trials_to_95']['std']:5.1f}  best@64 {s['best_at_64']['mean']:5.1f}%"
-                  f"  ({s['seconds']:.0f} s)", flush=True)
+                  f" ± {s['best_at_64']['std']:4.1f}  ({s['seconds']:.0f} s)", flush=True)
     results["targets"] = targets(results)
+    if args.real:
+        real_tuners = args.real_tuners or [t for t in tuners if t != "transfer-xgb-knob"]
+        t0 = time.monotonic()
+        results["real"] = {"layers": args.real_layers, "trials": args.real_trials,
+                           "runs": real_runs(real_tuners, args.real_layers, args.real_trials,
+                                             args.jobs, datasets, RESULTS / "real_runs")}
+        results["real"]["seconds"] = time.monotonic() - t0
     print_table(results)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,23 +370,48 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _mean_over_layers(layers: dict[str, Any], key: str, stat: str = "mean") -> float:
+    return float(np.mean([s[key][stat] for s in layers.values()]))
+
+
 def targets(results: dict[str, Any]) -> dict[str, Any]:
-    """XGB vs random: mean trials to 95% per layer and overall (ratio <= 1/3 is the goal)."""
+    """Per tuner: mean trials to 95% and spread at 64 over the layers, relative to xgb;
+    the issue's three goals (xgb vs random, active vs xgb, transfer vs xgb)."""
     res = results["results"]
-    if "xgb" not in res or "random" not in res:
-        return {}
-    per = {}
-    for layer in res["xgb"]:
-        x = res["xgb"][layer]["trials_to_95"]["mean"]
-        r = res["random"][layer]["trials_to_95"]["mean"]
-        per[layer] = {"xgb": x, "random": r, "ratio": x / r}
-    xs = np.mean([v["xgb"] for v in per.values()])
-    rs = np.mean([v["random"] for v in per.values()])
-    means = {name: float(np.mean([s["trials_to_95"]["mean"] for s in layers.values()]))
-             for name, layers in res.items()}
-    return {"per_layer": per, "xgb_mean": float(xs), "random_mean": float(rs),
-            "ratio": float(xs / rs), "goal": 1 / 3, "met": bool(xs / rs <= 1 / 3),
-            "mean_trials_to_95": means}
+    out: dict[str, Any] = {}
+    if "xgb" not in res:
+        return out
+    xgb = res["xgb"]
+    x95 = _mean_over_layers(xgb, "trials_to_95")
+    xstd = _mean_over_layers(xgb, "best_at_64", "std")
+    out["per_tuner"] = {name: {
+        "mean_trials_to_95": _mean_over_layers(layers, "trials_to_95"),
+        "ratio_to_xgb": _mean_over_layers(layers, "trials_to_95") / x95,
+        "spread64_std": _mean_over_layers(layers, "best_at_64", "std"),
+        "spread64_range": _mean_over_layers(layers, "best_at_64", "range"),
+        "spread64_std_ratio_to_xgb": (_mean_over_layers(layers, "best_at_64", "std") / xstd
+                                      if xstd > 0 else None)}
+        for name, layers in res.items()}
+    if "random" in res:
+        r95 = _mean_over_layers(res["random"], "trials_to_95")
+        out["xgb_vs_random"] = {"xgb": x95, "random": r95, "ratio": x95 / r95,
+                                "goal": "<= 1/3", "met": bool(x95 / r95 <= 1 / 3)}
+    if "active" in res:
+        a = out["per_tuner"]["active"]
+        out["active_vs_xgb"] = {
+            "active": a["mean_trials_to_95"], "xgb": x95,
+            "spread64_std": a["spread64_std"], "xgb_spread64_std": xstd,
+            "spread_reduction": 1 - a["spread64_std"] / xstd if xstd > 0 else None,
+            "goal": "fewer trials to 95% and >= 50% smaller std of best@64",
+            "met": bool(a["mean_trials_to_95"] < x95 and xstd > 0
+                        and a["spread64_std"] <= 0.5 * xstd)}
+    for name in res:
+        if TUNERS.get(name) is not None and TUNERS[name].uses_history:
+            t = out["per_tuner"][name]
+            out[f"{name}_vs_xgb"] = {"transfer": t["mean_trials_to_95"], "xgb": x95,
+                                     "ratio": t["ratio_to_xgb"], "goal": "<= 1/2",
+                                     "met": bool(t["ratio_to_xgb"] <= 0.5)}
+    return out
 
 
 def _ms(d: dict[str, Any], pct: bool = False) -> str:
@@ -306,28 +423,52 @@ def print_table(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console(width=220)
     t = Table(title=f"Tuner efficiency on replayed measurements ({results['seeds']} seeds, "
-              "mean ± std)", title_justify="left")
+              "mean ± std; transfer: leave one layer out)", title_justify="left")
     for col in ("tuner", "layer", "trials to 90%", "trials to 95%", "trials to 99%",
-                "best @32", "best @64", "best @128"):
+                "best @32", "best @64", "best @128", "@64 max-min"):
         t.add_column(col, justify="left" if col in ("tuner", "layer") else "right")
     for name, layers in results["results"].items():
         for layer, s in layers.items():
             t.add_row(name, layer, _ms(s["trials_to_90"]), _ms(s["trials_to_95"]),
                       _ms(s["trials_to_99"]), _ms(s["best_at_32"], True),
-                      _ms(s["best_at_64"], True), _ms(s["best_at_128"], True))
-    console = Console(width=200)
+                      _ms(s["best_at_64"], True), _ms(s["best_at_128"], True),
+                      f"{s['best_at_64']['range']:.1f}")
+        t.add_section()
     console.print(t)
-    tg = results.get("targets")
-    if tg:
-        per = ", ".join(f"{k} {v['xgb']:.0f} vs {v['random']:.0f} ({v['ratio']:.2f})"
-                        for k, v in tg["per_layer"].items())
-        console.print(f"trials to 95% of best, xgb vs random: {per}; overall "
-                      f"{tg['xgb_mean']:.1f} vs {tg['random_mean']:.1f} = {tg['ratio']:.2f} "
-                      f"(goal <= 0.33: {'met' if tg['met'] else 'NOT met'})", highlight=False)
-        console.print("mean trials to 95% over the layers: " + ", ".join(
-            f"{k} {v:.1f} ({v / tg['xgb_mean']:.2f}x xgb)"
-            for k, v in tg["mean_trials_to_95"].items()), highlight=False)
+    tg = results.get("targets") or {}
+    if tg.get("per_tuner"):
+        s = Table(title="Averaged over the layers", title_justify="left")
+        for col in ("tuner", "trials to 95%", "x xgb", "std of best@64", "max-min of best@64",
+                    "std x xgb"):
+            s.add_column(col, justify="left" if col == "tuner" else "right")
+        for name, v in tg["per_tuner"].items():
+            r = v["spread64_std_ratio_to_xgb"]
+            s.add_row(name, f"{v['mean_trials_to_95']:.1f}", f"{v['ratio_to_xgb']:.2f}",
+                      f"{v['spread64_std']:.2f}", f"{v['spread64_range']:.1f}",
+                      "-" if r is None else f"{r:.2f}")
+        console.print(s)
+    for key, v in tg.items():
+        if key == "per_tuner":
+            continue
+        nums = ", ".join(f"{k} {x:.2f}" for k, x in v.items()
+                         if isinstance(x, float) and k not in ("met",))
+        console.print(f"target {key}: {nums} (goal {v['goal']}): "
+                      f"{'met' if v['met'] else 'NOT met'}", highlight=False)
+    real = results.get("real")
+    if real:
+        r = Table(title=f"Real tuning runs (seed 0, {real['trials']} trials incl. the default, "
+                  f"{real['seconds']:.0f} s in all)", title_justify="left")
+        for col in ("tuner", "layer", "best GFLOP/s", "trials to 95% of run best",
+                    "default GFLOP/s", "failed", "seconds"):
+            r.add_column(col, justify="left" if col in ("tuner", "layer") else "right")
+        for name, layers in real["runs"].items():
+            for layer, v in layers.items():
+                r.add_row(name, layer, f"{v['best_gflops']:.1f}", str(v["trials_to_95"]),
+                          f"{v['default_gflops']:.1f}" if v["default_gflops"] else "-",
+                          str(v["failed"]), f"{v['seconds']:.0f}")
+        console.print(r)
 
 
 if __name__ == "__main__":

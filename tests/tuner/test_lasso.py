@@ -59,3 +59,24 @@ def test_failures_and_degenerate_inputs():
     tiny = LassoCostModel()
     tiny.fit(X[:2], y[5:7])                         # too few rows for CV: fixed alpha
     assert tiny.fitted and np.isfinite(tiny.predict(X)).all()
+
+
+def test_staged_model_switches_from_lasso_to_later_model():
+    from tiletune.tuner.lasso import StagedCostModel
+    from tiletune.tuner.numpy_model import NumpyCostModel
+
+    X, y, _ = _sparse_problem(n=80)
+    m = StagedCostModel(later=NumpyCostModel(), switch_at=50)
+    assert isinstance(m, CostModel) and not m.fitted
+    m.fit(X[:40], y[:40])
+    assert m.active is m.lasso and m.fitted
+    assert spearmanr(m.predict(X[40:]), y[40:])[0] > 0.8
+    m.fit(X, y)
+    assert m.active is m.later and m.fitted
+    assert m.predict(X).shape == (80,)
+
+
+def test_xgb_lasso_is_registered():
+    from tiletune.tuner.session import TUNERS
+
+    assert "xgb-lasso" in TUNERS

@@ -201,3 +201,62 @@ def test_transfer_tuner_tuning_set_and_errors(history, gp_model, landscape):
         TransferTuner(space, history, featurize, method="lasso")
     with pytest.raises(TuningError):
         TransferTuner(space, [(np.zeros((3, 2)), np.zeros(3))], featurize, method="xgb")
+
+
+# -- shape descriptors and the registered transfer-xgb tuner (real conv2d_nchwc spaces) -----
+
+
+def _conv_history(shapes, n=40):
+    """Fake records of conv2d_nchwc workloads: throughput favours reg_n near 8 and big oc_bn."""
+    from tiletune.tuner.records import make_record
+    from tiletune.tuner.result import MeasureInput, MeasureResult
+    from tiletune.tuner.task import Task
+
+    recs = []
+    for args in shapes:
+        task = Task("conv2d_nchwc", args)
+        idx = task.space.sample(n, np.random.default_rng(0))
+        feats = task.space.knob_features(idx)
+        for i, f in zip(idx, feats):
+            cost = 1e-3 / (1.0 + f.sum() / 100.0)
+            recs.append(make_record(MeasureInput(task.workload_key, i, task.space.get(i).to_json()),
+                                    MeasureResult.success([cost]), template=task.name))
+    return recs
+
+
+def test_workload_descriptor_and_transfer_data():
+    from tiletune.tuner.session import TunerContext
+    from tiletune.tuner.task import Task
+    from tiletune.tuner.transfer import transfer_data, workload_descriptor
+
+    task = Task("conv2d_nchwc", (1, 512, 7, 7, 512, 3, 3, 1, 1, "float32"))
+    d = workload_descriptor(task)
+    assert d.shape == (9,) and np.isclose(d[1], np.log2(513))
+    hist = _conv_history([(1, 128, 28, 28, 256, 3, 3, 2, 1, "float32")], n=20)
+    ctx = TunerContext(task, history=hist)
+    f0, h0 = transfer_data(ctx, descriptors=False)
+    f1, h1 = transfer_data(ctx, descriptors=True)
+    assert h1[0][0].shape == (20, h0[0][0].shape[1] + 9)
+    row = f1([0])
+    assert np.allclose(row[0, -9:], d) and np.allclose(row[0, :-9], f0([0])[0])
+    # the history rows carry the history workload's descriptor, not the new task's
+    assert np.isclose(h1[0][0][0, -9 + 1], np.log2(129))
+
+
+def test_registered_transfer_xgb_tunes_a_conv_layer():
+    pytest.importorskip("xgboost")
+    from tiletune.tuner.result import MeasureResult
+    from tiletune.tuner.session import TUNERS, TunerContext, make_tuner
+    from tiletune.tuner.task import Task
+
+    assert TUNERS["transfer-xgb"].uses_history
+    task = Task("conv2d_nchwc", (1, 512, 7, 7, 512, 3, 3, 1, 1, "float32"))
+    hist = _conv_history([(1, 128, 28, 28, 256, 3, 3, 2, 1, "float32")], n=30)
+    tuner = make_tuner("transfer-xgb", TunerContext(task, seed=1, n_trial=24, history=hist))
+
+    def measure(indices):
+        f = task.space.knob_features(indices)
+        return [MeasureResult.success([1e-3 / (1.0 + r.sum() / 100.0)]) for r in f]
+
+    tuner.tune(measure, 24, batch_size=8)
+    assert len(tuner.xs) == 24 and len(set(tuner.xs)) == 24

@@ -18,7 +18,7 @@ from sklearn.linear_model import Lasso, LassoCV
 
 from .cost_model import CostModel
 
-__all__ = ["LassoCostModel"]
+__all__ = ["LassoCostModel", "StagedCostModel"]
 
 
 class LassoCostModel(CostModel):
@@ -82,3 +82,45 @@ class LassoCostModel(CostModel):
             raise ValueError(f"{len(names)} feature names for {len(self.coef_)} coefficients")
         nz = [(names[i], float(c)) for i, c in enumerate(self.coef_) if abs(c) > tol]
         return sorted(nz, key=lambda t: -abs(t[1]))
+
+
+class StagedCostModel(CostModel):
+    """The Lasso while there are fewer than ``switch_at`` measurements, then ``later``
+    (by default XGBoost with the rank loss): a sparse linear model where trees overfit,
+    trees once there is enough data. Both predict "higher is better", which is all a
+    tuner's plan needs."""
+
+    def __init__(self, later: CostModel | None = None, switch_at: int = 48, seed: int = 0,
+                 lasso: LassoCostModel | None = None):
+        from .cost_model import make_cost_model
+
+        self.lasso = lasso or LassoCostModel(seed=seed)
+        self.later = later if later is not None else make_cost_model("xgb", seed=seed)
+        self.switch_at = int(switch_at)
+        self.active: CostModel = self.lasso
+        self.fitted = False
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        X, y = self._check(X, y)
+        self.active = self.lasso if len(y) < self.switch_at else self.later
+        self.active.fit(X, y)
+        self.fitted = bool(getattr(self.active, "fitted", True))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.active.predict(X)
+
+
+def _register() -> None:
+    from .session import register_tuner, xgb_plan
+
+    @register_tuner("xgb-lasso", "XGBTuner whose model is the Lasso (sparse linear, log "
+                    "throughput) for the first 48 trials, XGBoost afterwards")
+    def _xgb_lasso(ctx):  # noqa: ANN001, ANN202
+        from .xgb_tuner import XGBTuner
+
+        plan = xgb_plan(ctx.n_trial)
+        return XGBTuner(ctx.space, seed=ctx.seed, cost_model=StagedCostModel(
+            seed=ctx.seed, switch_at=48), **plan)
+
+
+_register()

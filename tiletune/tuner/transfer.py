@@ -335,3 +335,75 @@ class TransferTuner(XGBTuner):
         if self.acquisition == "ucb":
             return mean + self.kappa * std
         return expected_improvement(mean, std, best=1.0)  # targets are y / max(y)
+
+
+# --------------------------------------------------------------------------- shape descriptors
+
+
+def workload_descriptor(task: Any) -> np.ndarray:
+    """``log2(1 + a)`` of a task's numeric arguments (for conv2d: N, C, H, W, K, R, S,
+    stride, padding): appended to the knob features, it lets a history model tell the
+    workloads apart and condition on the shape. Same length for every task of a template."""
+    return np.array([np.log2(1.0 + float(a)) for a in task.args
+                     if isinstance(a, (int, float)) and not isinstance(a, bool)])
+
+
+def with_descriptor(featurize: Featurize, task: Any) -> Featurize:
+    """``featurize`` with :func:`workload_descriptor` columns appended to every row."""
+    d = workload_descriptor(task)
+
+    def f(indices: Sequence[int]) -> np.ndarray:
+        x = np.asarray(featurize(indices), dtype=np.float64)
+        return np.hstack([x, np.tile(d, (len(x), 1))])
+
+    return f
+
+
+def transfer_data(ctx: Any, descriptors: bool = False
+                  ) -> tuple[Featurize, list[tuple[np.ndarray, np.ndarray]]]:
+    """:func:`tiletune.tuner.session.transfer_history` (knob features of the history's
+    other workloads of the task's template), optionally with shape descriptors appended."""
+    from .features import make_featurizer
+    from .records import record_result
+    from .session import transfer_history
+    from .task import Task, parse_workload_key
+
+    featurize, history = transfer_history(ctx)
+    if not descriptors:
+        return featurize, history
+    out, groups = [], {}
+    for rec in ctx.history:   # same grouping as transfer_history, per workload in order
+        key = rec.get("workload", "")
+        if key != ctx.task.workload_key and key.startswith(f"{ctx.task.name}("):
+            groups.setdefault(key, []).append(rec)
+    for key, recs in groups.items():
+        try:
+            task = Task(*parse_workload_key(key))
+        except TuningError:
+            continue
+        idx, ys = [], []
+        for r in recs:
+            try:
+                idx.append(task.space.index_of(r["config"]))
+            except TuningError:
+                continue
+            ys.append(record_result(r).throughput(float(task.flop)))
+        if idx:
+            f = with_descriptor(make_featurizer(task, "knob"), task)
+            out.append((f(idx), np.asarray(ys)))
+    return with_descriptor(featurize, ctx.task), out
+
+
+def _register() -> None:
+    from .session import register_tuner, xgb_plan
+
+    @register_tuner("transfer-xgb", "transfer learning from --transfer-from records: XGBoost "
+                    "on the history's knob features + shape descriptors, then boosted on "
+                    "its margin (AutoTVM's load_history)", uses_history=True)
+    def _transfer_xgb(ctx: Any) -> XGBTuner:
+        featurize, history = transfer_data(ctx, descriptors=True)
+        return TransferTuner(ctx.space, history, featurize, seed=ctx.seed, method="xgb",
+                             plan_size=xgb_plan(ctx.n_trial)["plan_size"])
+
+
+_register()
