@@ -40,6 +40,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -357,10 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = targets(results)
     if args.real:
         real_tuners = args.real_tuners or [t for t in tuners if t != "transfer-xgb-knob"]
+        workdir = Path(tempfile.mkdtemp(prefix="tuner_efficiency_real_"))  # records, history
         t0 = time.monotonic()
         results["real"] = {"layers": args.real_layers, "trials": args.real_trials,
                            "runs": real_runs(real_tuners, args.real_layers, args.real_trials,
-                                             args.jobs, datasets, RESULTS / "real_runs")}
+                                             args.jobs, datasets, workdir)}
+        results["real"]["records_dir"] = str(workdir)
         results["real"]["seconds"] = time.monotonic() - t0
     print_table(results)
     out = Path(args.output)
