@@ -267,3 +267,33 @@ def test_transfer_from_picks_the_transfer_tuner(tuned, capsys, tmp_path):
                          "4", "--records", str(tmp_path / "r.jsonl"), "--transfer-from",
                          str(tuned), "--json", *FAST)
     assert code == 0 and json.loads(out)["tuner"] == "transfer"
+
+
+def test_ctrl_c_prints_only_the_summary_and_keeps_the_records(tmp_path):
+    """Ctrl-C at a terminal: SIGINT to the whole process group, workers included. Workers
+    ignore it; the parent stops, prints the summary and exits 130; no worker traceback."""
+    import os
+    import signal
+    import time
+
+    rec = tmp_path / "r.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "tiletune.cli", "tune", *TINY, "--trials",
+                          "500", "--records", str(rec), "--jobs", "2", "--batch-size", "4",
+                          "--time-budget", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)  # its own process group, like a shell job
+    try:
+        deadline = time.monotonic() + 120
+        while not (rec.exists() and len(load_records(rec)[0]) >= 6):  # a few batches done
+            assert time.monotonic() < deadline and p.poll() is None, "no records in 2 min"
+            time.sleep(0.2)
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "summary" in out and "interrupted" in err
+    recs, problems = load_records(rec)
+    assert len(recs) >= 6 and not problems

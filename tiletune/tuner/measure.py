@@ -158,7 +158,8 @@ class LocalMeasurer:
         proc = self._ctx.Process(
             target=worker_main, daemon=True, name=f"tiletune-measure-{self.task.name}",
             args=(child, self._task_json, self._opts, self.inputs, self.expected, crash_log))
-        proc.start()
+        with _sigint_ignored_in_children():
+            proc.start()
         child.close()
         return _Worker(proc, parent, crash_log)
 
@@ -347,6 +348,29 @@ class LocalMeasurer:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+@contextlib.contextmanager
+def _sigint_ignored_in_children() -> Any:
+    """Start child processes with SIGINT ignored (the disposition survives exec, and Python
+    keeps an ignored SIGINT ignored), so a Ctrl-C during a worker's start-up cannot print a
+    KeyboardInterrupt traceback from it. Here SIGINT is blocked meanwhile: a Ctrl-C in this
+    window is delivered, to this process only, when it ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    old_handler = None
+    try:
+        try:
+            old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread: main() ignores SIGINT first thing
+            pass
+        yield
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _signal(w: _Worker, sig: int | None) -> bool:

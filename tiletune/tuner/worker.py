@@ -11,14 +11,20 @@ A worker is started with the ``spawn`` method and talks to the parent over one p
     worker -> parent   ("result", index, payload)     costs or an error class + message
     parent -> worker   ("stop",)
 
-Only the holder of the token runs kernels, so timings never overlap; builds of the other
-workers go on meanwhile. The parent enforces timeouts and detects crashes (it owns the
-token, so a killed worker cannot leave it taken).
+Only the holder of the token runs kernels, so timings never overlap; the other workers'
+builds are paused meanwhile (``MeasureOption.pause_builds``). The parent enforces timeouts
+and detects crashes (it owns the token, so a killed worker cannot leave it taken).
+
+Workers ignore SIGINT: Ctrl-C at a terminal reaches the whole process group, and only the
+parent handles it (it stops the session and the workers; no worker prints a traceback).
+The parent starts them with SIGINT ignored and blocked, so this holds from the first
+instruction of the child, before :func:`main` runs.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -62,6 +68,7 @@ def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
 
     ``crash_log``: a file where ``faulthandler`` writes the Python stack if the worker dies
     of a fatal signal (the parent reads it into the Crash result's traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     os.environ.update(worker_env(int(options["threads"])))
     if crash_log:
         import faulthandler
