@@ -64,6 +64,19 @@ def time_config(w, choice, data, weight, threads: int, number: int = 5) -> float
     return f.time_evaluator(number=number, repeat=5)(data, wp, out).min
 
 
+def with_parallel(choice: tuple, threads: int) -> list[tuple]:
+    """The config, and for several threads its variants over the parallel knob (a config
+    tuned on one thread is indifferent to which loops are parallel)."""
+    module, cfg = choice
+    if threads == 1:
+        return [choice]
+    return [(module, {**cfg, "parallel": p}) for p in _parallel_choices(module)]
+
+
+def _parallel_choices(module) -> list:
+    return [True] if module is conv2d_nchw else ["n_occ_oh", "n_occ", "occ"]
+
+
 def best_from_records(path: str, w) -> dict | None:
     """The fastest successful config recorded for this layer (records of ``tiletune tune``)."""
     from tiletune.tuner.records import best_records, load_records
@@ -108,7 +121,8 @@ def main() -> None:
                 best_cfg, best_t = cfg, t
         for threads in args.threads:
             t_def = time_config(w, conv2d_nchw.choose(w), data, weight, threads)
-            t_best = min(time_config(w, best_cfg, data, weight, threads), t_def)
+            t_best = min([t_def] + [time_config(w, c, data, weight, threads)
+                                    for c in with_parallel(best_cfg, threads)])
             with common.numpy_threads(threads):
                 t_np = common.best_time(lambda: common.im2col_conv(data, weight, w.stride,
                                                                    w.pad))
