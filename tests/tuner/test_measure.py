@@ -135,37 +135,20 @@ def _local_template():
     return local
 
 
-def _worker_vs_main_ratio(pause_builds: bool, rounds: int = 3,
-                          shape: str = "1,512,7,7,512,3,3,1,1") -> float:
-    """Fastest worker-measured cost of a conv's default config (ResNet-18 layer 12: its 9 MB
-    of weights do not fit the L2 cache, so a compile next to it slows it down), timed while
-    the other worker builds (batches [other, default, other] on 2 workers), over the fastest
-    main-process ``time_evaluator`` time of the same config. Single-call repeats and minima:
-    on a loaded machine some repeats still run undisturbed by time slicing."""
+def test_builds_are_paused_while_another_worker_times():
+    """While one worker times its candidate the other workers' builds are stopped (a compile
+    on the second core made 1-thread timings 2-4x slower than in the main process). The
+    mechanism is checked, not a timing: timings are never asserted in tests."""
     from tiletune.tuner.session import default_index
     from tiletune.tuner.workloads import parse_op_shape
 
-    task = parse_op_shape("conv2d", shape).task()
+    task = parse_op_shape("conv2d", "1,64,14,14,64,3,3,1,1").task()
     d = default_index(task)
-    cfg = task.config(d)
-    s, tensors = task.instantiate(cfg)
-    with tt.build(s, tensors, target=task.target, opt_level=2, codegen_opt=2) as mod:
-        mod.set_num_threads(1)
-        arrays, _ = task.prepare(cfg, task.make_inputs(0), tensors)
-        main_min = min(mod.time_evaluator(1, 8)(*arrays).min for _ in range(3))
-    others = [i for i in task.space.sample(2 * rounds + 1, rng=3) if i != d]
-    opt = MeasureOption(jobs=2, number=1, repeat=8, cutoff=None, pause_builds=pause_builds)
-    with LocalMeasurer(task, opt, seed=0) as measure:
-        worker = []
-        for k in range(rounds):
-            res = measure([others[2 * k], d, others[2 * k + 1]])
-            assert res[1].ok, res[1].describe()
-            worker.append(min(res[1].costs))
-    return min(worker) / main_min
+    others = [i for i in task.space.sample(6, rng=3) if i != d][:4]
+    for pause, expect in ((True, True), (False, False)):
+        opt = MeasureOption(jobs=2, number=1, repeat=3, cutoff=None, pause_builds=pause)
+        with LocalMeasurer(task, opt, seed=0) as measure:
+            res = measure([others[0], d, others[1], others[2], others[3]])
+            assert all(r.ok for r in res), [r.describe() for r in res]
+            assert (measure.n_pauses > 0) == expect, (pause, measure.n_pauses)
 
-
-def test_worker_timings_match_the_main_process():
-    """Builds of the other worker are paused while one times: a compile on the second core
-    made the workers' 1-thread timings 2-4x slower than the main process's."""
-    ratio = _worker_vs_main_ratio(pause_builds=True)
-    assert 0.6 < ratio < 1.6, ratio

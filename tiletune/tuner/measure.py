@@ -140,6 +140,7 @@ class LocalMeasurer:
         self._workers: list[_Worker] = []
         self._closed = False
         self.n_respawns = 0
+        self.n_pauses = 0  # builds stopped while another worker timed
         #: Fastest mean cost measured so far (the reference of ``cutoff``).
         self.best_cost = 0.0
         #: Candidates reported with their first call's time only (``cutoff``).
@@ -174,6 +175,7 @@ class LocalMeasurer:
             if stop and w.paused_at is None:
                 if _signal(w, getattr(signal, "SIGSTOP", None)):
                     w.paused_at = now
+                    self.n_pauses += 1
             elif not stop and w.paused_at is not None:
                 self._resume(w, now)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gc
-import time
 
 import numpy as np
 import pytest
@@ -38,7 +37,6 @@ def kernel(k: int) -> PrimFunc:
 def test_rss_growth_over_300_kernels():
     a = np.arange(256, dtype=np.float32)
     b = np.zeros(256, np.float32)
-    t0 = time.process_time()  # CPU time: robust on a shared machine
     for k in range(40):  # warm-up: allocator pools, caches, libgomp threads
         m = build(kernel(k))
         m(a, b)
@@ -54,6 +52,4 @@ def test_rss_growth_over_300_kernels():
         del m
     gc.collect()
     growth = rss_mb() - before
-    elapsed = time.process_time() - t0
     assert growth < 30, f"RSS grew {growth:.1f} MB over 300 kernels"
-    assert elapsed < 20, f"340 builds took {elapsed:.1f} s of CPU"
