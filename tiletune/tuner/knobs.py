@@ -7,6 +7,7 @@ feature row (for the cost model).
 
 from __future__ import annotations
 
+import abc
 import itertools
 import json
 import math
@@ -145,7 +146,7 @@ def _json_key(value: Any) -> str:
 
 
 # -- knobs --------------------------------------------------------------------------------
-class Knob:
+class Knob(abc.ABC):
     """A named, ordered list of entities."""
 
     kind = "knob"
@@ -178,8 +179,9 @@ class Knob:
             self._table = np.array([self._feature(e) for e in self.entities], dtype=np.float64)
         return self._table
 
+    @abc.abstractmethod
     def _feature(self, entity: Any) -> list[float]:
-        raise NotImplementedError
+        """The feature row of one entity of this knob."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, len={len(self)})"

@@ -7,6 +7,7 @@ stopping, time budget, an exhausted space and runs of consecutive failures.
 
 from __future__ import annotations
 
+import abc
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ Measure = Callable[[list[int]], list[MeasureResult]]
 Callback = Callable[["Tuner", list[int], list[MeasureResult]], None]
 
 
-class Tuner:
+class Tuner(abc.ABC):
     """Base class: proposes configs of ``space`` and tracks what was measured.
 
     Subclasses implement :meth:`next_batch` and may extend :meth:`update` (calling
@@ -54,9 +55,9 @@ class Tuner:
         self._stop_request: str | None = None
 
     # -- the interface --------------------------------------------------------------------
+    @abc.abstractmethod
     def next_batch(self, n: int) -> list[int]:
         """Up to ``n`` distinct, valid, not yet visited indices to measure next."""
-        raise NotImplementedError(f"{type(self).__name__} must implement next_batch")
 
     def update(self, indices: Sequence[int], results: Sequence[MeasureResult],
                flops: float = 0.0) -> None:
