@@ -141,13 +141,18 @@ def _transfer(ctx: TunerContext) -> Tuner:
                          plan_size=xgb_plan(ctx.n_trial)["plan_size"])
 
 
-def transfer_history(ctx: TunerContext, kind: str = "knob"
+def transfer_history(ctx: TunerContext, kind: str = "knob",
+                     featurizer: Callable[[Any], Callable] | None = None
                      ) -> tuple[Callable, list[tuple[np.ndarray, np.ndarray]]]:
     """``(featurize, [(features, throughputs)])`` of the history's other workloads of the
     task's template. Knob features: the library templates' knobs are numeric values or
-    fixed-order choices, so they mean the same thing across shapes."""
+    fixed-order choices, so they mean the same thing across shapes. ``featurizer(task)``
+    replaces ``make_featurizer(task, kind)`` (e.g. to append shape descriptors)."""
     from .features import make_featurizer
     from .task import Task, parse_workload_key
+
+    if featurizer is None:
+        featurizer = lambda task: make_featurizer(task, kind)  # noqa: E731
 
     groups: dict[str, list[Record]] = {}
     for rec in ctx.history:
@@ -169,11 +174,11 @@ def transfer_history(ctx: TunerContext, kind: str = "knob"
                 continue
             ys.append(record_result(r).throughput(float(task.flop)))
         if idx:
-            history.append((make_featurizer(task, kind)(idx), np.asarray(ys)))
+            history.append((featurizer(task)(idx), np.asarray(ys)))
     if not history:
         raise TuningError(f"no records of other {ctx.task.name} workloads in the transfer "
                           "history")
-    return make_featurizer(ctx.task, kind), history
+    return featurizer(ctx.task), history
 
 
 def make_tuner(name: str, ctx: TunerContext) -> Tuner:

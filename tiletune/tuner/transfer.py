@@ -364,34 +364,12 @@ def transfer_data(ctx: Any, descriptors: bool = False
     """:func:`tiletune.tuner.session.transfer_history` (knob features of the history's
     other workloads of the task's template), optionally with shape descriptors appended."""
     from .features import make_featurizer
-    from .records import record_result
     from .session import transfer_history
-    from .task import Task, parse_workload_key
 
-    featurize, history = transfer_history(ctx)
     if not descriptors:
-        return featurize, history
-    out, groups = [], {}
-    for rec in ctx.history:   # same grouping as transfer_history, per workload in order
-        key = rec.get("workload", "")
-        if key != ctx.task.workload_key and key.startswith(f"{ctx.task.name}("):
-            groups.setdefault(key, []).append(rec)
-    for key, recs in groups.items():
-        try:
-            task = Task(*parse_workload_key(key))
-        except TuningError:
-            continue
-        idx, ys = [], []
-        for r in recs:
-            try:
-                idx.append(task.space.index_of(r["config"]))
-            except TuningError:
-                continue
-            ys.append(record_result(r).throughput(float(task.flop)))
-        if idx:
-            f = with_descriptor(make_featurizer(task, "knob"), task)
-            out.append((f(idx), np.asarray(ys)))
-    return with_descriptor(featurize, ctx.task), out
+        return transfer_history(ctx)
+    return transfer_history(
+        ctx, featurizer=lambda task: with_descriptor(make_featurizer(task, "knob"), task))
 
 
 def _register() -> None:
