@@ -54,7 +54,6 @@ def fma_peak_gflops(seconds: float = 0.2) -> float:
     body.append("  %i1 = add i64 %i, 1")
     body.append("  %done = icmp eq i64 %i1, %n")
     body.append("  br i1 %done, label %exit, label %loop")
-    acc = " ".join("")
     red = ["  %s0 = fadd <16 x float> %b0, %b1"]
     for c in range(2, chains):
         red.append(f"  %s{c - 1} = fadd <16 x float> %s{c - 2}, %b{c}")
@@ -73,7 +72,6 @@ exit:
   %r = extractelement <16 x float> %s{chains - 2}, i64 0
   ret float %r
 }}"""
-    del acc
     init()
     tm = create_target_machine()  # MCJIT owns it: never pass the cached one
     mod = llvm.parse_assembly(text)
