@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from tiletune.compiler.interval import bound, symbolic_bound
 from tiletune.compiler.simplify import simplify
 from tiletune.errors import LoweringError
-from tiletune.ir.expr import Const, Expr, Reduce, TensorRead, Var, const, max_, min_
+from tiletune.ir.expr import Const, Expr, TensorRead, Var, const, max_, min_
 from tiletune.ir.functor import Rewriter, collect, substitute
 from tiletune.ir.schedule import Schedule, Split, Stage
 from tiletune.ir.tensor import IterVar
@@ -199,7 +199,3 @@ def outer_ranges(parent: Stage, ppos: int, maps: dict) -> dict:
             return ranges
         pos = cur.attach_stage.leaf_iter_vars.index(cur.attach_ivar)
         cur = cur.attach_stage
-
-
-def is_reduce(stage: Stage) -> bool:
-    return isinstance(stage.op.body, Reduce)

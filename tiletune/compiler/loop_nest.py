@@ -16,7 +16,7 @@ from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Expr, Load, Reduce, TensorRead, as_expr, const
 from tiletune.ir.functor import Rewriter, collect, substitute
 from tiletune.ir.schedule import Schedule, Stage
-from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Seq, Stmt, Store, seq
+from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Stmt, Store, seq
 from tiletune.ir.tensor import IterVar
 
 _KIND = {None: "serial", "unrolled": "unrolled", "vectorized": "vectorized",
@@ -106,7 +106,7 @@ class NestBuilder:
                 v = absval[a.var]
                 guards.append(((v >= 0) & (v < a.extent), a))
         leaves = st.leaf_iter_vars
-        self._check_spatial(st)
+        st._check_spatial_block(st.leaf_iter_vars, "the loop order")
         if isinstance(body, Reduce):
             return self._reduce_nest(st, body, buf, idx, guards)
         store = Store(buf, idx, as_expr(body))
@@ -157,14 +157,6 @@ class NestBuilder:
             out = Allocate(self.stage_buffers[s], out)
         return out
 
-    def _check_spatial(self, st: Stage) -> None:
-        seen = False
-        for iv in st.leaf_iter_vars:
-            if st.annotations.get(iv) == "spatial":
-                seen = True
-            elif seen:
-                st.fail(f"loop {iv.name} sits inside the spatial block")
-
     # ----------------------------------------------------------------- whole program
     def program(self) -> Stmt:
         roots = [st for st in self.sch.stages if st.attach_type == "root"]
@@ -172,7 +164,7 @@ class NestBuilder:
         for st in reversed(roots):
             if self.stage_buffers[st] not in self.arg_buffers.values():
                 body = Allocate(self.stage_buffers[st], body)
-        return body if not isinstance(body, Seq) or body.stmts else body
+        return body
 
 
 STACK_LIMIT = 256 * 1024  # bytes: larger intermediates go to the heap
