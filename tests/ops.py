@@ -118,3 +118,10 @@ def bias_relu(N, C, H, W):
     O = tt.compute((N, C, H, W), lambda n, c, h, w: tt.max(A[n, c, h, w] + b[c], 0.0),
                    name="out")
     return A, b, O
+
+
+def widest_vector_register() -> str:
+    """The asm name of the host's widest SIMD register ("zmm" with AVX-512, else "ymm")."""
+    from tiletune.schedules.machine import host_machine
+
+    return "zmm" if host_machine().vector_lanes >= 16 else "ymm"

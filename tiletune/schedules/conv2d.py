@@ -106,8 +106,8 @@ def default_config(w: Conv2dWorkload) -> dict[str, Any]:
     budget = m.accumulator_budget // vectors_per_block(oc_bn)
     fitting = [d for d in divisors(w.OW) if d <= budget]
     reg_n = max(fitting)
-    if reg_n < 4:
-        reg_n = min(8, budget, w.OW)
+    if reg_n < 4:  # few divisors: the widest legal tile that fits (a guarded remainder)
+        reg_n = max(r for r in space(w)["reg_n"] if r <= budget)
     return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
             "parallel": "n_occ_oh"}
 
