@@ -8,7 +8,7 @@
    heuristic default included) is measured once with the real harness (``LocalMeasurer``)
    and cached in ``benchmarks/data/replay_<layer>.json``; later runs reuse it
    (``--remeasure`` measures again).
-2. **Replay.** Every tuner of the registry (:data:`tiletune.tuner.session.TUNERS`: random,
+2. **Replay.** Every tuner of the registry (:data:`tiletune.tuner.session.tune.TUNERS`: random,
    grid, xgb, xgb-lasso, active (BTED + BAO), transfer (deep-kernel GP), transfer-xgb) plus
    the ablation ``transfer-xgb-knob`` (transfer-xgb without the shape descriptors) tunes a
    space restricted to the sample, with a fake measure function reading the cached costs,
@@ -22,7 +22,7 @@
    trials than XGB with a >= 50% smaller spread at 64; transfer reaches 95% in <= 1/2 of
    XGB's trials.
 4. ``--real``: one real tuning run per tuner (seed 0, ``--real-trials`` trials) on
-   ``--real-layers`` with :func:`tiletune.tuner.session.tune_workloads`, as ``tiletune tune``
+   ``--real-layers`` with :func:`tiletune.tuner.session.tune.tune_workloads`, as ``tiletune tune``
    runs it (default config first, then the tuner; transfer tuners get the cached datasets of
    the other layers as ``--transfer-from`` records); reports the best GFLOP/s found and the
    trials to reach 95% of that run's best.
@@ -50,9 +50,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tiletune.tuner.records import make_record  # noqa: E402
-from tiletune.tuner.result import MeasureInput, MeasureResult  # noqa: E402
-from tiletune.tuner.session import (  # noqa: E402
+from tiletune.tuner.measure.result import MeasureInput, MeasureResult  # noqa: E402
+from tiletune.tuner.records.store import make_record  # noqa: E402
+from tiletune.tuner.session.tune import (  # noqa: E402
     TUNERS,
     TunerContext,
     default_index,
@@ -60,7 +60,7 @@ from tiletune.tuner.session import (  # noqa: E402
     register_tuner,
     xgb_plan,
 )
-from tiletune.tuner.workloads import parse_workloads  # noqa: E402
+from tiletune.tuner.session.workloads import parse_workloads  # noqa: E402
 
 for _mod in ("transfer", "lasso"):  # they register transfer-xgb / xgb-lasso
     try:
@@ -72,7 +72,7 @@ for _mod in ("transfer", "lasso"):  # they register transfer-xgb / xgb-lasso
 @register_tuner("transfer-xgb-knob", "ablation: transfer-xgb on knob features only",
                 uses_history=True)
 def _transfer_xgb_knob(ctx: TunerContext) -> Any:
-    from tiletune.tuner.transfer import TransferTuner, transfer_data
+    from tiletune.tuner.search.transfer import TransferTuner, transfer_data
 
     featurize, history = transfer_data(ctx, descriptors=False)
     return TransferTuner(ctx.space, history, featurize, seed=ctx.seed, method="xgb",
@@ -95,7 +95,7 @@ def dataset_path(layer: str, data: Path = DATA) -> Path:
 def measure_dataset(layer: str, sample: int, seed: int, jobs: int) -> dict[str, Any]:
     """Measure a seeded sample of ``layer``'s valid configs with the real harness."""
     from tiletune.backends.llvm.target import host
-    from tiletune.tuner.measure import LocalMeasurer, MeasureOption
+    from tiletune.tuner.measure.local import LocalMeasurer, MeasureOption
 
     (wl,) = parse_workloads(layer)
     task = wl.task()
@@ -181,8 +181,8 @@ _CLASSES = set()
 
 
 def replay_task(ds: dict[str, Any]) -> ReplayTask:
-    from tiletune.tuner.result import ERROR_CLASSES
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.measure.result import ERROR_CLASSES
+    from tiletune.tuner.templates.task import Task
 
     _CLASSES.update(ERROR_CLASSES)
     task = Task(ds["template"], tuple(ds["args"]))
@@ -195,7 +195,7 @@ def replay_task(ds: dict[str, Any]) -> ReplayTask:
 
 def history_records(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of other layers (for transfer tuners): one per measured config."""
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.templates.task import Task
 
     recs = []
     for ds in datasets:
@@ -253,9 +253,9 @@ def real_runs(tuners: list[str], layers: list[str], trials: int, jobs: int,
               datasets: dict[str, dict[str, Any]], workdir: Path) -> dict[str, Any]:
     """One real tuning run (seed 0) per tuner and layer, through ``tune_workloads`` as the
     CLI runs it; transfer tuners get the cached datasets of the other layers as records."""
-    from tiletune.tuner.measure import MeasureOption
-    from tiletune.tuner.records import load_records, record_result
-    from tiletune.tuner.session import tune_workloads
+    from tiletune.tuner.measure.local import MeasureOption
+    from tiletune.tuner.records.store import load_records, record_result
+    from tiletune.tuner.session.tune import tune_workloads
 
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tiletune.cli import main
-from tiletune.tuner.records import load_records
+from tiletune.tuner.records.store import load_records
 
 TINY = ["--op", "dense", "--shape", "32,32,32"]
 FAST = ["--jobs", "1", "--batch-size", "3", "--number", "2", "--repeat", "2"]
@@ -62,7 +62,7 @@ def test_tune_resume_with_nothing_new_measures_nothing(tuned, capsys, tmp_path):
 
 
 def test_tune_with_failures_exits_1(capsys, tmp_path, monkeypatch):
-    from tiletune.tuner import measure
+    from tiletune.tuner.measure import local as measure
 
     real = measure.LocalMeasurer
 

@@ -12,11 +12,11 @@ import math
 import pytest
 
 from tiletune.errors import RecordsError, TuningError
-from tiletune.tuner import measure as measure_mod
-from tiletune.tuner.progress import LogReporter, Reporter
-from tiletune.tuner.records import load_records
-from tiletune.tuner.result import MeasureResult
-from tiletune.tuner.session import (
+from tiletune.tuner.measure import local as measure_mod
+from tiletune.tuner.measure.result import MeasureResult
+from tiletune.tuner.records.store import load_records
+from tiletune.tuner.session.progress import LogReporter, Reporter
+from tiletune.tuner.session.tune import (
     TUNERS,
     TunerContext,
     default_index,
@@ -25,7 +25,7 @@ from tiletune.tuner.session import (
     tune_workloads,
     xgb_plan,
 )
-from tiletune.tuner.workloads import (
+from tiletune.tuner.session.workloads import (
     OPS,
     PRESETS,
     Workload,
@@ -103,7 +103,7 @@ def test_default_config_is_measured_first_and_is_the_baseline(fake, tmp_path):
 
 
 def test_default_and_top_configs_are_confirmed_in_rounds(fake, tmp_path):
-    from tiletune.tuner.session import CONFIRM_ROUNDS, CONFIRM_TOP
+    from tiletune.tuner.session.tune import CONFIRM_ROUNDS, CONFIRM_TOP
 
     d = default_index(DENSE.task())
     fake.slow = {d: 50.0}  # a noisy first measurement of the default
@@ -246,7 +246,7 @@ def test_corrupt_records_are_skipped_on_resume(fake, tmp_path):
 
 
 def test_accepts_harness_tasks(fake, tmp_path):
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.templates.task import Task
 
     task = Task("conv2d_nchwc", (1, 64, 56, 56, 64, 1, 1, 1, 0, "float32"))
     s = tune(tmp_path, items=[task], trials=4)
@@ -326,9 +326,9 @@ def test_vta_skips_unsupported_layers_and_measures_simulated_cycles(fake, tmp_pa
                                                                    monkeypatch):
     """resnet18:1 (3 input channels) is skipped with one warning; VTA tasks are measured by
     VTAMeasurer (in process, cost = simulated seconds, identical repeats), not LocalMeasurer."""
-    from tiletune.backends.vta import tuning as vta_tuning
-    from tiletune.backends.vta.tuning import VTAMeasurer
-    from tiletune.tuner.session import measurer_class
+    from tiletune.tuner.session.tune import measurer_class
+    from tiletune.tuner.targets import vta as vta_tuning
+    from tiletune.tuner.targets.vta import VTAMeasurer
 
     assert measurer_class("vta") is VTAMeasurer and measurer_class("llvm") is fake
     made = []
@@ -382,7 +382,7 @@ def _history(tmp_path, fake, shape="16,32,32"):
 
 
 def test_transfer_history_uses_other_workloads_of_the_template(fake, tmp_path):
-    from tiletune.tuner.session import transfer_history
+    from tiletune.tuner.session.tune import transfer_history
 
     path = _history(tmp_path, fake)
     recs = load_records(path)[0]

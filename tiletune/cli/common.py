@@ -13,9 +13,9 @@ from tiletune.errors import TileTuneError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tiletune.tuner.records import Record, RecordProblem
-    from tiletune.tuner.task import Task
-    from tiletune.tuner.workloads import Workload
+    from tiletune.tuner.records.store import Record, RecordProblem
+    from tiletune.tuner.session.workloads import Workload
+    from tiletune.tuner.templates.task import Task
 
 
 class CLIError(TileTuneError):
@@ -36,7 +36,7 @@ def global_options() -> argparse.ArgumentParser:
 
 def add_workload_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--op/--shape`` or ``--workload``, plus ``--target``."""
-    from tiletune.tuner.workloads import OPS, PRESETS, TARGETS
+    from tiletune.tuner.session.workloads import OPS, PRESETS, TARGETS
 
     g = p.add_argument_group("workload (--op with --shape, or --workload)")
     g.add_argument("--op", choices=list(OPS), help="operator")
@@ -53,7 +53,7 @@ def add_workload_args(p: argparse.ArgumentParser, required: bool = True) -> None
 
 def resolve_workloads(args: argparse.Namespace) -> list[Workload]:
     """The workloads named by ``--op/--shape`` or ``--workload``."""
-    from tiletune.tuner.workloads import parse_op_shape, parse_workloads
+    from tiletune.tuner.session.workloads import parse_op_shape, parse_workloads
 
     if args.workload and (args.op or args.shape):
         raise CLIError("use either --workload or --op/--shape, not both")
@@ -156,7 +156,7 @@ def report_error(e: BaseException, verbose: int | bool = 0) -> int:
 def load_best(path: str, quiet: bool = False
               ) -> tuple[dict[str, Record], list[RecordProblem]]:
     """Best record per workload key of a records file (missing file: RecordsError)."""
-    from tiletune.tuner.records import best_records, load_records
+    from tiletune.tuner.records.store import best_records, load_records
 
     recs, problems = load_records(path)
     return best_records(recs), problems

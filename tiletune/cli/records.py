@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tiletune.cli import common
 
 if TYPE_CHECKING:
-    from tiletune.tuner.records import Record, RecordProblem
+    from tiletune.tuner.records.store import Record, RecordProblem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +48,8 @@ def task_of(rec: Record) -> Any | None:
     """The harness Task a record was measured for (None if its template is unknown here)."""
     key = rec["workload"]
     if key not in _TASKS:
-        from tiletune.tuner.task import Task, parse_workload_key
-        from tiletune.tuner.workloads import load_target
+        from tiletune.tuner.session.workloads import load_target
+        from tiletune.tuner.templates.task import Task, parse_workload_key
 
         try:
             name, targs, target = parse_workload_key(key)
@@ -62,7 +62,7 @@ def task_of(rec: Record) -> Any | None:
 
 def display_name(rec: Record) -> str:
     """``resnet18:3`` / ``dense:64,64,64`` when the task is known, else the key."""
-    from tiletune.tuner.workloads import find_by_template
+    from tiletune.tuner.session.workloads import find_by_template
 
     task = task_of(rec)
     if task is None:
@@ -84,7 +84,7 @@ def _report_problems(problems: list[RecordProblem], args: argparse.Namespace) ->
 # --------------------------------------------------------------------------- show
 def summarize(records: list[Record]) -> list[dict[str, Any]]:
     """Per workload: counts, failures by class, best time and throughput."""
-    from tiletune.tuner.records import record_cost
+    from tiletune.tuner.records.store import record_cost
 
     groups: dict[str, list[Record]] = defaultdict(list)
     for r in records:
@@ -112,7 +112,7 @@ def summarize(records: list[Record]) -> list[dict[str, Any]]:
 def show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tiletune.tuner.records import load_records
+    from tiletune.tuner.records.store import load_records
 
     records, problems = load_records(args.file)
     rows = summarize(records)
@@ -178,8 +178,8 @@ def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
     """Imports and code lines that rebuild the record's schedule and kernel."""
     import dataclasses
 
-    from tiletune.tuner.records import record_cost
-    from tiletune.tuner.templates import LIBRARY
+    from tiletune.tuner.records.store import record_cost
+    from tiletune.tuner.targets.llvm import LIBRARY
 
     task = task_of(rec)
     if task is None:
@@ -209,9 +209,9 @@ def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
         if call:
             body.append("# call: " + call.replace("f(", f"{f}(", 1).format(mod=mod, cfg=cfg))
     else:  # any other registered template: rebuild through its Task
-        from tiletune.tuner.workloads import TARGET_MODULES
+        from tiletune.tuner.session.workloads import TARGET_MODULES
 
-        imports = {"import tiletune as tt", "from tiletune.tuner.task import Task"}
+        imports = {"import tiletune as tt", "from tiletune.tuner.templates.task import Task"}
         if target in TARGET_MODULES:
             imports.add(f"import {TARGET_MODULES[target]}  # registers the {target} templates")
         body = [f"task{suffix} = Task({task.name!r}, {tuple(task.args)!r}, target={target!r})",
@@ -221,7 +221,7 @@ def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
 
 
 def best(args: argparse.Namespace) -> int:
-    from tiletune.tuner.records import best_records, load_records
+    from tiletune.tuner.records.store import best_records, load_records
 
     records, problems = load_records(args.file)
     picked = select(best_records(records), args.workload)
@@ -246,7 +246,7 @@ def best(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- merge
 def merge(args: argparse.Namespace) -> int:
-    from tiletune.tuner.records import merge as merge_files
+    from tiletune.tuner.records.store import merge as merge_files
 
     n, problems = merge_files(args.inputs, args.out)
     if not args.quiet:

@@ -24,12 +24,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RecordsError, TuningError
-from .result import ERROR_CLASSES, MeasureInput, MeasureResult
+from ...errors import RecordsError, TuningError
+from ..measure.result import ERROR_CLASSES, MeasureInput, MeasureResult
 
 if TYPE_CHECKING:
-    from .space import ConfigSpace
-    from .tuner import Tuner
+    from ..search.tuner import Tuner
+    from ..space.config_space import ConfigSpace
 
 Record = dict[str, Any]
 

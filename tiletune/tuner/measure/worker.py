@@ -1,4 +1,4 @@
-"""The worker-process side of :class:`~tiletune.tuner.measure.LocalMeasurer`.
+"""The worker-process side of :class:`~tiletune.tuner.measure.local.LocalMeasurer`.
 
 A worker is started with the ``spawn`` method and talks to the parent over one pipe::
 
@@ -74,12 +74,12 @@ def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
         import faulthandler
         faulthandler.enable(open(crash_log, "w"))  # kept open for life
     try:
-        from .task import Task
+        from ..templates.task import Task
         task = Task.from_json(task_json)
     except BaseException as e:  # noqa: BLE001 - report anything, then exit
         conn.send(("fatal", f"{type(e).__name__}: {e}"))
         return
-    from .task import OutputCheck
+    from ..templates.task import OutputCheck
     check = (OutputCheck(expected, float(options["rtol"]))
              if expected is not None and options["check_correctness"] else None)
     conn.send(("hello", os.getpid()))
@@ -101,8 +101,8 @@ def measure_one(conn: Connection | None, task: Any, index: int, options: dict[st
     """Build ``index``, wait for the token (``conn``; None: run at once), run, check, time."""
     import tiletune as tt
 
-    from ..errors import ScheduleError, TuningError
-    from .knobs import InstantiationError
+    from ...errors import ScheduleError, TuningError
+    from ..space.knobs import InstantiationError
 
     t0, c0 = time.perf_counter(), time.process_time()
     try:

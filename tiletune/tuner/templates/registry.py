@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
+from ...errors import TuningError
 
 Template = Callable[..., Any]
 
@@ -88,7 +88,7 @@ def _origin(fn: Template) -> tuple[str, str]:
 
 
 def _load_library() -> None:
-    from . import templates  # noqa: F401  (registers dense, conv2d_nchwc, depthwise_conv2d)
+    from ..targets import llvm  # noqa: F401 (registers dense, conv2d_nchwc, depthwise_conv2d)
 
 
 def get_template(name: str) -> Template:

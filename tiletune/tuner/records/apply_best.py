@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import TuningError
-from ..schedules import dispatch
-from .records import Record, RecordProblem, load_records, record_cost
-from .task import parse_workload_key
+from ...errors import TuningError
+from ...schedules import dispatch
+from ..templates.task import parse_workload_key
+from .store import Record, RecordProblem, load_records, record_cost
 
 #: Template name -> the CLI's ``--op`` name.
 CLI_OPS = {"conv2d_nchwc": "conv2d", "dense": "dense", "depthwise_conv2d": "depthwise"}
@@ -71,7 +71,7 @@ class ApplyHistoryBest:
             name, args, target = parse_workload_key(key)
         except TuningError:
             name, args, target = key, (), ""
-        from .templates import LIBRARY
+        from ..targets.llvm import LIBRARY
         entry = LIBRARY.get(name)
         if entry is None:  # a user template: checked when instantiated
             self.best[key], self.configs[key] = ranked[0], dict(ranked[0]["config"])
@@ -110,7 +110,7 @@ class ApplyHistoryBest:
 
     def tune_command(self, key: str, workload: Any = None) -> str:
         """The CLI command that would tune this workload."""
-        from .templates import task_args, template_of
+        from ..targets.llvm import task_args, template_of
         records = self.paths[0] if len(self.paths) == 1 else "FILE"
         name = template_of(workload) if workload is not None else None
         args: tuple[Any, ...] = task_args(workload) if name else ()

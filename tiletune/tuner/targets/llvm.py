@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..schedules import conv2d, conv2d_nchw, dense, depthwise
-from .space import ConfigSpace
-from .template import template
+from ...schedules import conv2d, conv2d_nchw, dense, depthwise
+from ..space.config_space import ConfigSpace
+from ..templates.registry import template
 
 #: template name -> (library module, workload class).
 LIBRARY: dict[str, tuple[ModuleType, type]] = {

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
+from ...errors import TuningError
 from .knobs import (
     AnnotateKnob,
     Entity,

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
-from .space import ConfigEntity, ConfigSpace
-from .template import Template, TemplateHooks, get_hooks, get_template, template_name
+from ...errors import TuningError
+from ..space.config_space import ConfigEntity, ConfigSpace
+from .registry import Template, TemplateHooks, get_hooks, get_template, template_name
 
 Config = ConfigEntity | int | Mapping[str, Any]
 
@@ -142,7 +142,7 @@ class Task:
     def best_or_default(self) -> ConfigEntity:
         """The config an active ``apply_history_best`` holds for this task, else the
         default config, else index 0."""
-        from ..schedules import dispatch
+        from ...schedules import dispatch
         tuned = dispatch.query(self.workload_key)
         if tuned is not None:
             try:
@@ -296,7 +296,7 @@ class OutputCheck:
 
 def _find_template(d: Mapping[str, Any]) -> Template:
     name, module, qualname = d.get("template"), d.get("module"), d.get("qualname")
-    from .template import TEMPLATES, _load_library
+    from .registry import TEMPLATES, _load_library
     _load_library()
     if module and module not in ("__main__", "__mp_main__"):
         try:
@@ -321,7 +321,7 @@ def _find_template(d: Mapping[str, Any]) -> Template:
 
 
 def _is_input(t: Any) -> bool:
-    from ..ir.tensor import PlaceholderOp
+    from ...ir.tensor import PlaceholderOp
     return isinstance(t.op, PlaceholderOp)
 
 
@@ -337,10 +337,10 @@ def random_array(rng: np.random.Generator, shape: Sequence[int], dtype: str) -> 
 
 def count_flop(tensors: Sequence[Any]) -> float:
     """Arithmetic operations of the compute stages reachable from ``tensors``."""
-    from ..ir import dtype as dt
-    from ..ir.expr import Binary, Call, Reduce
-    from ..ir.functor import collect
-    from ..ir.tensor import ComputeOp
+    from ...ir import dtype as dt
+    from ...ir.expr import Binary, Call, Reduce
+    from ...ir.functor import collect
+    from ...ir.tensor import ComputeOp
 
     seen: set[int] = set()
     total = 0.0

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
-from .cost_model import CostModel, make_cost_model
-from .result import MeasureResult
-from .space import ENUMERATE_LIMIT, ConfigSpace
+from ...errors import TuningError
+from ..measure.result import MeasureResult
+from ..models.cost_model import CostModel, make_cost_model
+from ..space.config_space import ENUMERATE_LIMIT, ConfigSpace
 from .tuner import Featurize
 from .xgb_tuner import XGBTuner
 

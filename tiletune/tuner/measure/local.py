@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
+from ...errors import TuningError
+from ..templates.task import Task
 from .result import MeasureResult
-from .task import Task
 from .worker import main as worker_main
 
 #: Seconds a new worker may take to start (spawn + imports + loading the task).

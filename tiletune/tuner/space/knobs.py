@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
+from ...errors import TuningError
 
 
 class InstantiationError(TuningError):

@@ -111,12 +111,12 @@ class StagedCostModel(CostModel):
 
 
 def _register() -> None:
-    from .session import register_tuner, xgb_plan
+    from ..session.tune import register_tuner, xgb_plan
 
     @register_tuner("xgb-lasso", "XGBTuner whose model is the Lasso (sparse linear, log "
                     "throughput) for the first 48 trials, XGBoost afterwards")
     def _xgb_lasso(ctx):  # noqa: ANN001, ANN202
-        from .xgb_tuner import XGBTuner
+        from ..search.xgb_tuner import XGBTuner
 
         plan = xgb_plan(ctx.n_trial)
         return XGBTuner(ctx.space, seed=ctx.seed, cost_model=StagedCostModel(

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
-from ..ir import dtype as dt
-from ..ir.expr import Binary, Broadcast, Call, Cast, Compare, Const, Load, Not, Ramp, Select, Var
-from ..ir.functor import collect
-from ..ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Store
+from ...errors import TuningError
+from ...ir import dtype as dt
+from ...ir.expr import Binary, Broadcast, Call, Cast, Compare, Const, Load, Not, Ramp, Select, Var
+from ...ir.functor import collect
+from ...ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Store
 
 MAX_DEPTH = 10
 MAX_ACCESSES = 4
@@ -223,8 +223,8 @@ def loop_features(func: PrimFunc) -> np.ndarray:
 def lower_for_features(sch: Any, args: Sequence[Any]) -> PrimFunc:
     """The loop nest features are read from: the first loop nest, flattened, before any
     simplification, unrolling or vectorisation (extent-1 loops are skipped when reading)."""
-    from ..compiler.lower import loop_nest
-    from ..compiler.passes.flatten import flatten
+    from ...compiler.lower import loop_nest
+    from ...compiler.passes.flatten import flatten
     return flatten(loop_nest(sch, args, "features"))
 
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
+from ...errors import TuningError
+from ..models.cost_model import CostModel
+from ..models.deep_gp import DeepKernelGP, expected_improvement
+from ..space.config_space import ConfigSpace
 from .active import bted_select
-from .cost_model import CostModel
-from .deep_gp import DeepKernelGP, expected_improvement
-from .space import ConfigSpace
 from .tuner import Featurize
 from .xgb_tuner import XGBTuner
 
@@ -70,7 +70,7 @@ def _recall_stop(dtrain: Any, y: np.ndarray, k: int, rounds: int) -> Any:
     the rest of this module work without it."""
     import xgboost as xgb
 
-    from .xgb_model import average_recall
+    from ..models.xgb_model import average_recall
 
     class TrainRecallStop(xgb.callback.TrainingCallback):
         def __init__(self) -> None:
@@ -103,7 +103,7 @@ class TransferXGBModel(CostModel):
             raise TuningError(f"unknown objective {objective!r}; choose 'rank' or 'reg'")
         import xgboost as xgb
 
-        from .xgb_model import AUTOTVM_PARAMS, default_nthread
+        from ..models.xgb_model import AUTOTVM_PARAMS, default_nthread
 
         self.objective, self.seed = objective, seed
         self.num_boost_round, self.early_stopping = num_boost_round, early_stopping
@@ -361,10 +361,10 @@ def with_descriptor(featurize: Featurize, task: Any) -> Featurize:
 
 def transfer_data(ctx: Any, descriptors: bool = False
                   ) -> tuple[Featurize, list[tuple[np.ndarray, np.ndarray]]]:
-    """:func:`tiletune.tuner.session.transfer_history` (knob features of the history's
+    """:func:`tiletune.tuner.session.tune.transfer_history` (knob features of the history's
     other workloads of the task's template), optionally with shape descriptors appended."""
-    from .features import make_featurizer
-    from .session import transfer_history
+    from ..models.features import make_featurizer
+    from ..session.tune import transfer_history
 
     if not descriptors:
         return transfer_history(ctx)
@@ -373,7 +373,7 @@ def transfer_data(ctx: Any, descriptors: bool = False
 
 
 def _register() -> None:
-    from .session import register_tuner, xgb_plan
+    from ..session.tune import register_tuner, xgb_plan
 
     @register_tuner("transfer-xgb", "transfer learning from --transfer-from records: XGBoost "
                     "on the history's knob features + shape descriptors, then boosted on "

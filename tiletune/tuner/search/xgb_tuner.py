@@ -22,11 +22,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import TuningError
-from .cost_model import CostModel, make_cost_model
-from .result import MeasureResult
+from ...errors import TuningError
+from ..measure.result import MeasureResult
+from ..models.cost_model import CostModel, make_cost_model
+from ..space.config_space import ENUMERATE_LIMIT, ConfigSpace
 from .sa import SimulatedAnnealing
-from .space import ENUMERATE_LIMIT, ConfigSpace
 from .tuner import Featurize, Tuner
 
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import TuningError
+from ...errors import TuningError
 
 #: Error classes a failed measurement can carry, from "cannot even instantiate the template"
 #: to "ran but computed the wrong thing".

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import TuningError
-from .result import MeasureResult, TuneSummary
+from ...errors import TuningError
+from ..measure.result import MeasureResult, TuneSummary
 
 if TYPE_CHECKING:
-    from .space import ConfigSpace
+    from ..space.config_space import ConfigSpace
 
 Featurize = Callable[[Sequence[int]], np.ndarray]
 Measure = Callable[[list[int]], list[MeasureResult]]

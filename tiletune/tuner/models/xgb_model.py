@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from ..errors import TuningError
+from ...errors import TuningError
 from .cost_model import CostModel
 
 #: AutoTVM's tree parameters (python/tvm/autotvm/tuner/xgboost_cost_model.py).

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 
 import tiletune as tt
-from tiletune.backends.vta import tuning
 from tiletune.errors import ScheduleError, VTAError
 from tiletune.schedules import vta_conv2d as vc
 from tiletune.schedules import vta_dense as vd
 from tiletune.tuner import RandomTuner
-from tiletune.tuner.measure import MeasureOption
-from tiletune.tuner.task import Task
+from tiletune.tuner.measure.local import MeasureOption
+from tiletune.tuner.targets import vta as tuning
+from tiletune.tuner.templates.task import Task
 
 RESNET18 = [(64, 56, 56, 64, 3, 3, 1, 1), (64, 56, 56, 64, 1, 1, 1, 0),
             (64, 56, 56, 128, 3, 3, 2, 1), (64, 56, 56, 128, 1, 1, 2, 0),

@@ -18,17 +18,17 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TuningError
+from ...errors import TuningError
 
 if TYPE_CHECKING:
-    from .task import Task
+    from ..templates.task import Task
 
 TARGETS = ("llvm", "vta")
 #: Modules that register a target's templates (imported before its tasks are made).
-TARGET_MODULES = {"vta": "tiletune.backends.vta.tuning"}
+TARGET_MODULES = {"vta": "tiletune.tuner.targets.vta"}
 #: Per (op, target): ``"module:function"``; ``function(*template_args)`` says why a shape
 #: cannot run on the target (None: it can), e.g. VTA and ResNet's 3-channel first conv.
-UNSUPPORTED = {("conv2d", "vta"): "tiletune.backends.vta.tuning:unsupported_reason"}
+UNSUPPORTED = {("conv2d", "vta"): "tiletune.tuner.targets.vta:unsupported_reason"}
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Workload:
 
     def task(self) -> Task:
         """The tuning task (imports the measurement harness lazily)."""
-        from .task import Task
+        from ..templates.task import Task
 
         load_target(self.target)
         return Task(self.template, self.args, target=self.target)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
-from .space import ConfigSpace, RngLike, as_rng
+from ..space.config_space import ConfigSpace, RngLike, as_rng
 
 ScoreFn = Callable[[Sequence[int]], np.ndarray]
 

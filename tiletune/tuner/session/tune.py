@@ -1,7 +1,7 @@
 """Tune a list of workloads under one budget: the library function behind ``tiletune tune``.
 
-    from tiletune.tuner.session import tune_workloads
-    from tiletune.tuner.workloads import parse_workloads
+    from tiletune.tuner.session.tune import tune_workloads
+    from tiletune.tuner.session.workloads import parse_workloads
     summary = tune_workloads(parse_workloads("resnet18:2-3"), trials=64, time_budget=300)
     print(summary.geomean_speedup, summary.to_json())
 
@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import RecordsError, TuningError
-from .progress import JobProgress, Reporter
-from .records import (
+from ...errors import RecordsError, TuningError
+from ..measure.result import MeasureInput, MeasureResult
+from ..records.store import (
     Record,
     RecordProblem,
     RecordWriter,
@@ -49,13 +49,13 @@ from .records import (
     measured_configs,
     record_result,
 )
-from .result import MeasureInput, MeasureResult
+from .progress import JobProgress, Reporter
 
 if TYPE_CHECKING:
-    from .measure import MeasureOption
-    from .space import ConfigSpace
-    from .task import Task
-    from .tuner import Tuner
+    from ..measure.local import MeasureOption
+    from ..search.tuner import Tuner
+    from ..space.config_space import ConfigSpace
+    from ..templates.task import Task
     from .workloads import Workload
 
 DEFAULT_RECORDS = "tiletune_records.jsonl"
@@ -105,28 +105,28 @@ def xgb_plan(n_trial: int) -> dict[str, int]:
 
 @register_tuner("xgb", "XGBoost rank model + search over it (AutoTVM's XGBTuner)")
 def _xgb(ctx: TunerContext) -> Tuner:
-    from .xgb_tuner import XGBTuner
+    from ..search.xgb_tuner import XGBTuner
 
     return XGBTuner(ctx.space, seed=ctx.seed, **xgb_plan(ctx.n_trial))
 
 
 @register_tuner("random", "uniformly random valid configs")
 def _random(ctx: TunerContext) -> Tuner:
-    from .random_tuner import RandomTuner
+    from ..search.random_tuner import RandomTuner
 
     return RandomTuner(ctx.space, seed=ctx.seed)
 
 
 @register_tuner("grid", "every valid config in index order")
 def _grid(ctx: TunerContext) -> Tuner:
-    from .grid_tuner import GridSearchTuner
+    from ..search.grid_tuner import GridSearchTuner
 
     return GridSearchTuner(ctx.space, seed=ctx.seed)
 
 
 @register_tuner("active", "active learning: BTED warm-up + bootstrap-UCB (BAO) plans")
 def _active(ctx: TunerContext) -> Tuner:
-    from .active import ActiveTuner
+    from ..search.active import ActiveTuner
 
     return ActiveTuner(ctx.space, seed=ctx.seed, plan_size=xgb_plan(ctx.n_trial)["plan_size"])
 
@@ -134,7 +134,7 @@ def _active(ctx: TunerContext) -> Tuner:
 @register_tuner("transfer", "transfer learning from --transfer-from records of other shapes "
                 "of the same template (deep-kernel GP, ICCV'21)", uses_history=True)
 def _transfer(ctx: TunerContext) -> Tuner:
-    from .transfer import TransferTuner
+    from ..search.transfer import TransferTuner
 
     featurize, history = transfer_history(ctx)
     return TransferTuner(ctx.space, history, featurize, seed=ctx.seed, method="gp",
@@ -148,8 +148,8 @@ def transfer_history(ctx: TunerContext, kind: str = "knob",
     task's template. Knob features: the library templates' knobs are numeric values or
     fixed-order choices, so they mean the same thing across shapes. ``featurizer(task)``
     replaces ``make_featurizer(task, kind)`` (e.g. to append shape descriptors)."""
-    from .features import make_featurizer
-    from .task import Task, parse_workload_key
+    from ..models.features import make_featurizer
+    from ..templates.task import Task, parse_workload_key
 
     if featurizer is None:
         featurizer = lambda task: make_featurizer(task, kind)  # noqa: E731
@@ -297,18 +297,18 @@ class _Job:
 
 
 #: Measurer class of a target, ``"module:Class"`` (imported on demand); targets not listed
-#: are measured by :class:`~tiletune.tuner.measure.LocalMeasurer` (worker processes, wall
+#: are measured by :class:`~tiletune.tuner.measure.local.LocalMeasurer` (worker processes, wall
 #: clock). VTA: in-process, cost = simulated cycles / clock (no wall-clock cutoff applies).
-TARGET_MEASURERS = {"vta": "tiletune.backends.vta.tuning:VTAMeasurer"}
+TARGET_MEASURERS = {"vta": "tiletune.tuner.targets.vta:VTAMeasurer"}
 
 
 def measurer_class(target: str | None) -> type:
     """The class that measures tasks of ``target`` (``cls(task, option, seed=...)``)."""
     ref = TARGET_MEASURERS.get((target or "llvm").split()[0])
     if ref is None:
-        from . import measure
+        from ..measure import local
 
-        return measure.LocalMeasurer
+        return local.LocalMeasurer
     from .workloads import _resolve
 
     return _resolve(ref)
@@ -321,7 +321,7 @@ def _unsupported(item: Workload | Task) -> str | None:
 
 
 def _skipped(item: Workload, reason: str, trials: int) -> WorkloadResult:
-    from .task import workload_key
+    from ..templates.task import workload_key
 
     return WorkloadResult(item.name, item.describe(),
                           workload_key(item.template, item.args, item.target), item.template,
@@ -406,7 +406,7 @@ def tune_workloads(
     :class:`TuningError` / :class:`RecordsError` for bad arguments or unreadable records
     before anything is measured; never for failed measurements.
     """
-    from .measure import MeasureOption
+    from ..measure.local import MeasureOption
 
     if trials < 1:
         raise TuningError(f"trials must be >= 1, got {trials}")

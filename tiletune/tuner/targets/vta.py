@@ -1,10 +1,11 @@
 """The VTA templates for the tuner: ``vta_conv2d`` and ``vta_dense``.
 
-Importing this module registers them with ``tiletune.tuner.template``. Each defines one knob
-per entry of the library module's ``space``, its validity check (buffer capacities, thread
-splits) as a constraint, so impossible configs are never measured, and the flop count. The
-measured cost is simulated time (cycles / clock): ``VTAModule.time_evaluator`` reports it
-from a cycles-only run; the bit-exact call checks the output against the NumPy reference.
+Importing this module registers them with ``tiletune.tuner.templates.registry``. Each
+defines one knob per entry of the library module's ``space``, its validity check (buffer
+capacities, thread splits) as a constraint, so impossible configs are never measured, and
+the flop count. The measured cost is simulated time (cycles / clock):
+``VTAModule.time_evaluator`` reports it from a cycles-only run; the bit-exact call checks
+the output against the NumPy reference.
 
 Inputs are logical arrays (NCHW data, OIHW weights, int8); ``prepare`` packs them into VTA's
 blocked layouts and the reference is returned packed like the kernel's output.
@@ -15,7 +16,7 @@ It has ``LocalMeasurer``'s interface (``VTAMeasurer(task, option, seed)``, a con
 manager, ``measure(indices) -> [MeasureResult]``), so a session can pass it as its measurer
 class for VTA tasks.
 
-    import tiletune.backends.vta.tuning  # registers the templates
+    import tiletune.tuner.targets.vta  # registers the templates
     task = Task("vta_conv2d", (1, 64, 56, 56, 64, 3, 3, 1, 1, "int8"), target="vta")
 """
 from __future__ import annotations
@@ -31,9 +32,9 @@ import tiletune as tt
 from tiletune.errors import ScheduleError, TuningError
 from tiletune.schedules import vta_conv2d as vc
 from tiletune.schedules import vta_dense as vd
-from tiletune.tuner.result import MeasureResult
-from tiletune.tuner.space import ConfigSpace
-from tiletune.tuner.template import template
+from tiletune.tuner.measure.result import MeasureResult
+from tiletune.tuner.space.config_space import ConfigSpace
+from tiletune.tuner.templates.registry import template
 
 _REASON = "VTA: tiles must fit the INP/WGT/ACC buffers and threads split the tiles evenly"
 

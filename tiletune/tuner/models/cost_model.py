@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TuningError
+from ...errors import TuningError
 
 
 class CostModel(ABC):
