@@ -63,6 +63,7 @@ def test_tune_resume_with_nothing_new_measures_nothing(tuned, capsys, tmp_path):
 
 def test_tune_with_failures_exits_1(capsys, tmp_path, monkeypatch):
     from tiletune.tuner.measure import local as measure
+    from tiletune.tuner.targets.registry import get_target
 
     real = measure.LocalMeasurer
 
@@ -73,7 +74,7 @@ def test_tune_with_failures_exits_1(capsys, tmp_path, monkeypatch):
                                                   traceback="Traceback: here")
                     if k == 1 else r for k, r in enumerate(res)]
 
-    monkeypatch.setattr(measure, "LocalMeasurer", Flaky)
+    monkeypatch.setattr(get_target("llvm"), "measurer", Flaky)
     code, out, err = run(capsys, "tune", *TINY, "--trials", "4", "--records",
                          str(tmp_path / "r.jsonl"), "-v", *FAST)
     assert code == 1

@@ -12,7 +12,6 @@ import math
 import pytest
 
 from tiletune.errors import RecordsError, TuningError
-from tiletune.tuner.measure import local as measure_mod
 from tiletune.tuner.measure.result import MeasureResult
 from tiletune.tuner.records.store import load_records
 from tiletune.tuner.session.progress import LogReporter, Reporter
@@ -34,6 +33,7 @@ from tiletune.tuner.session.workloads import (
     parse_op_shape,
     parse_workloads,
 )
+from tiletune.tuner.targets.registry import get_target
 
 DENSE = parse_op_shape("dense", "32,32,32")
 
@@ -73,7 +73,7 @@ def fake(monkeypatch):
     FakeMeasurer.fail = staticmethod(lambda i: False)
     FakeMeasurer.interrupt_after = None
     FakeMeasurer.slow = {}
-    monkeypatch.setattr(measure_mod, "LocalMeasurer", FakeMeasurer)
+    monkeypatch.setattr(get_target("llvm"), "measurer", FakeMeasurer)
     return FakeMeasurer
 
 
@@ -326,9 +326,8 @@ def test_vta_skips_unsupported_layers_and_measures_simulated_cycles(fake, tmp_pa
                                                                    monkeypatch):
     """resnet18:1 (3 input channels) is skipped with one warning; VTA tasks are measured by
     VTAMeasurer (in process, cost = simulated seconds, identical repeats), not LocalMeasurer."""
+    from tiletune.tuner.measure.vta import VTAMeasurer
     from tiletune.tuner.session.tune import measurer_class
-    from tiletune.tuner.targets import vta as vta_tuning
-    from tiletune.tuner.targets.vta import VTAMeasurer
 
     assert measurer_class("vta") is VTAMeasurer and measurer_class("llvm") is fake
     made = []
@@ -338,7 +337,7 @@ def test_vta_skips_unsupported_layers_and_measures_simulated_cycles(fake, tmp_pa
             super().__init__(*a, **kw)
             made.append(self)
 
-    monkeypatch.setattr(vta_tuning, "VTAMeasurer", Spy)
+    monkeypatch.setattr(get_target("vta"), "measurer", Spy)
     (layer1,) = parse_workloads("resnet18:1", target="vta")
     assert "C=3" in layer1.unsupported_reason()
     small = parse_op_shape("conv2d", "1,16,8,8,16,3,3,1,1", target="vta")

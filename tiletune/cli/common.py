@@ -36,7 +36,8 @@ def global_options() -> argparse.ArgumentParser:
 
 def add_workload_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--op/--shape`` or ``--workload``, plus ``--target``."""
-    from tiletune.tuner.session.workloads import OPS, PRESETS, TARGETS
+    from tiletune.tuner.session.workloads import OPS, PRESETS
+    from tiletune.tuner.targets.registry import load_targets
 
     g = p.add_argument_group("workload (--op with --shape, or --workload)")
     g.add_argument("--op", choices=list(OPS), help="operator")
@@ -46,7 +47,7 @@ def add_workload_args(p: argparse.ArgumentParser, required: bool = True) -> None
     g.add_argument("--workload", metavar="NAME[:LAYERS]",
                    help=f"a preset ({', '.join(PRESETS)}), all layers or a 1-based "
                         "selection: resnet18, resnet18:3, resnet18:2-5, resnet18:1,4")
-    g.add_argument("--target", default="llvm", choices=list(TARGETS),
+    g.add_argument("--target", default="llvm", choices=list(load_targets()),
                    help="llvm (this CPU) or vta (the accelerator simulator); default llvm")
     p.set_defaults(_workload_required=required)
 
@@ -99,10 +100,6 @@ def _int_at_least(text: str, lo: int) -> int:
 
 def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
-
-
-def nonneg_int(text: str) -> int:
-    return _int_at_least(text, 0)
 
 
 def positive_float(text: str) -> float:

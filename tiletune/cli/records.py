@@ -48,12 +48,12 @@ def task_of(rec: Record) -> Any | None:
     """The harness Task a record was measured for (None if its template is unknown here)."""
     key = rec["workload"]
     if key not in _TASKS:
-        from tiletune.tuner.session.workloads import load_target
+        from tiletune.tuner.targets.registry import load_targets
         from tiletune.tuner.templates.task import Task, parse_workload_key
 
         try:
             name, targs, target = parse_workload_key(key)
-            load_target(target)
+            load_targets()
             _TASKS[key] = Task(name, targs, target)
         except Exception:  # noqa: BLE001 - an unknown template: show what we can
             _TASKS[key] = None
@@ -209,11 +209,7 @@ def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
         if call:
             body.append("# call: " + call.replace("f(", f"{f}(", 1).format(mod=mod, cfg=cfg))
     else:  # any other registered template: rebuild through its Task
-        from tiletune.tuner.session.workloads import TARGET_MODULES
-
         imports = {"import tiletune as tt", "from tiletune.tuner.templates.task import Task"}
-        if target in TARGET_MODULES:
-            imports.add(f"import {TARGET_MODULES[target]}  # registers the {target} templates")
         body = [f"task{suffix} = Task({task.name!r}, {tuple(task.args)!r}, target={target!r})",
                 f"s, args = task{suffix}.instantiate({dict(rec['config'])!r})",
                 "print(tt.lower(s, args))  # the loop nest", build]

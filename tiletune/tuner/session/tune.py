@@ -20,8 +20,8 @@ For every workload, in order:
 
 Shapes a target cannot run (``Workload.unsupported_reason()``, e.g. VTA and ResNet-18's
 3-channel first layer) are skipped with one warning each (``status="skipped"``). Each
-target's tasks are measured by its class in :data:`TARGET_MEASURERS` (VTA: ``VTAMeasurer``,
-in process, simulated cycles -> seconds), the others by ``LocalMeasurer``.
+target's tasks are measured by the measurer its target declares (llvm: ``LocalMeasurer``;
+vta: ``VTAMeasurer``, in process, simulated cycles -> seconds).
 
 Ctrl-C stops the session: records already written stay, and :class:`SessionSummary` reports
 what was done (``interrupted=True``).
@@ -296,22 +296,12 @@ class _Job:
     task: Task
 
 
-#: Measurer class of a target, ``"module:Class"`` (imported on demand); targets not listed
-#: are measured by :class:`~tiletune.tuner.measure.local.LocalMeasurer` (worker processes, wall
-#: clock). VTA: in-process, cost = simulated cycles / clock (no wall-clock cutoff applies).
-TARGET_MEASURERS = {"vta": "tiletune.tuner.targets.vta:VTAMeasurer"}
-
-
 def measurer_class(target: str | None) -> type:
-    """The class that measures tasks of ``target`` (``cls(task, option, seed=...)``)."""
-    ref = TARGET_MEASURERS.get((target or "llvm").split()[0])
-    if ref is None:
-        from ..measure import local
+    """The class that measures tasks of ``target`` (``cls(task, option, seed=...)``), as
+    the target declares it (``tiletune/tuner/targets/``)."""
+    from ..targets.registry import get_target
 
-        return local.LocalMeasurer
-    from .workloads import _resolve
-
-    return _resolve(ref)
+    return get_target(target).measurer
 
 
 def _unsupported(item: Workload | Task) -> str | None:

@@ -1,10 +1,11 @@
-"""Workload presets and the op/target -> template table behind ``tiletune --op/--workload``.
+"""Operators and network presets behind ``tiletune --op/--workload``.
 
 A :class:`Workload` is a named (op, shape, target): ``resnet18:3`` or ``conv2d 1,64,...``.
 It knows its template name and arguments and makes the tuning :class:`Task` on demand.
 
-Everything is table driven: a new op is one :data:`OPS` entry, a new target for an op one
-``templates`` item (e.g. ``"vta": "vta_conv2d"``), a new network one :data:`PRESETS` entry.
+Everything is table driven: a new op is one :data:`OPS` entry (its shape fields), its
+template on a target one ``@TARGET.op(name)`` line in ``tiletune/tuner/targets/<target>.py``,
+a new network one :data:`PRESETS` entry.
 
     >>> [w.name for w in parse_workloads("resnet18:2-3")]
     ['resnet18:2', 'resnet18:3']
@@ -19,38 +20,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...errors import TuningError
+from ..targets.registry import get_target, load_targets
 
 if TYPE_CHECKING:
     from ..templates.task import Task
 
-TARGETS = ("llvm", "vta")
-#: Modules that register a target's templates (imported before its tasks are made).
-TARGET_MODULES = {"vta": "tiletune.tuner.targets.vta"}
-#: Per (op, target): ``"module:function"``; ``function(*template_args)`` says why a shape
-#: cannot run on the target (None: it can), e.g. VTA and ResNet's 3-channel first conv.
-UNSUPPORTED = {("conv2d", "vta"): "tiletune.tuner.targets.vta:unsupported_reason"}
-
 
 @dataclass(frozen=True)
 class OpSpec:
-    """An operator as the CLI sees it: shape fields, optional trailing defaults, templates."""
+    """An operator as the CLI sees it: shape fields, optional trailing defaults.
+
+    Its template on each target comes from the target registry (``@TARGET.op(name)`` in
+    ``tiletune/tuner/targets/<target>.py``)."""
 
     name: str
     dims: tuple[str, ...]
-    templates: dict[str, str]  # target -> template name
     defaults: dict[str, int] = field(default_factory=dict)  # trailing dims that may be left out
-    dtypes: dict[str, str] = field(default_factory=lambda: {"llvm": "float32", "vta": "int8"})
     short: str = ""  # compact format of a shape, e.g. "{M}x{N}x{K}"
 
+    @property
+    def templates(self) -> dict[str, str]:
+        """target -> template name, for the targets that implement this op."""
+        return {t: tg.ops[self.name].template for t, tg in load_targets().items()
+                if self.name in tg.ops}
+
     def template(self, target: str) -> str:
-        if target not in TARGETS:
-            raise TuningError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
-        try:
-            return self.templates[target]
-        except KeyError:
-            have = ", ".join(self.templates)
-            raise TuningError(f"op {self.name!r} has no template for target {target!r} "
-                              f"(available for: {have})") from None
+        return get_target(target).template_of(self.name).template
 
     def describe(self, shape: tuple[int, ...]) -> str:
         """``conv2d N=1,C=64,...``."""
@@ -66,13 +61,11 @@ class OpSpec:
 OPS: dict[str, OpSpec] = {
     "conv2d": OpSpec(
         "conv2d", ("N", "C", "H", "W", "K", "R", "S", "stride", "pad"),
-        templates={"llvm": "conv2d_nchwc", "vta": "vta_conv2d"},
         defaults={"stride": 1, "pad": 0}, short="{N}x{C}x{H}x{W} k{K} {R}x{S} s{stride} p{pad}"),
-    "dense": OpSpec("dense", ("M", "N", "K"), templates={"llvm": "dense", "vta": "vta_dense"},
-                    short="{M}x{N}x{K}"),
+    "dense": OpSpec("dense", ("M", "N", "K"), short="{M}x{N}x{K}"),
     "depthwise": OpSpec(
         "depthwise", ("N", "C", "H", "W", "R", "stride", "pad"),
-        templates={"llvm": "depthwise_conv2d"}, defaults={"stride": 1, "pad": 0},
+        defaults={"stride": 1, "pad": 0},
         short="{N}x{C}x{H}x{W} {R}x{R} s{stride} p{pad}"),
 }
 
@@ -123,7 +116,7 @@ class Workload:
     @property
     def args(self) -> tuple[Any, ...]:
         """The template's arguments: the shape, then the dtype."""
-        return (*self.shape, self.dtype or self.spec.dtypes.get(self.target, "float32"))
+        return (*self.shape, self.dtype or get_target(self.target).dtype)
 
     def describe(self) -> str:
         return self.spec.describe(self.shape)
@@ -132,42 +125,15 @@ class Workload:
         return self.spec.compact(self.shape)
 
     def unsupported_reason(self) -> str | None:
-        """Why this shape cannot run on its target (None: it can; see :data:`UNSUPPORTED`)."""
-        ref = UNSUPPORTED.get((self.op, self.target.split()[0]))
-        if ref is None:
-            return None
-        return _resolve(ref)(*self.args)
+        """Why this shape cannot run on its target (None: it can; the target's ``op``
+        registration says)."""
+        return get_target(self.target).template_of(self.op).unsupported_reason(*self.args)
 
     def task(self) -> Task:
         """The tuning task (imports the measurement harness lazily)."""
         from ..templates.task import Task
 
-        load_target(self.target)
         return Task(self.template, self.args, target=self.target)
-
-
-def load_target(target: str) -> None:
-    """Import the module registering ``target``'s templates, if it has one."""
-    module = TARGET_MODULES.get(target.split()[0] if target else target)
-    if module:
-        import importlib
-
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise TuningError(f"target {target!r} is not available: cannot import {module} "
-                              f"({e})") from e
-
-
-def _resolve(ref: str) -> Any:
-    """``"package.module:attr"`` -> the attribute (the module imported on demand)."""
-    import importlib
-
-    module, _, attr = ref.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError as e:
-        raise TuningError(f"cannot import {module} ({e})") from e
 
 
 def _ints(text: str, what: str) -> list[int]:

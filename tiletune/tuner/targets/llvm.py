@@ -1,5 +1,5 @@
-"""The operator library's schedules as tuning templates: dense, conv2d_nchwc, conv2d_nchw,
-depthwise_conv2d.
+"""The llvm target: the operator library's schedules as tuning templates (dense,
+conv2d_nchwc, conv2d_nchw, depthwise_conv2d), measured by ``LocalMeasurer``.
 
 Each template defines one knob per entry of ``module.space(w)``, the module's cross-knob
 check as a constraint, the workload's flop count, and in apply mode calls
@@ -18,8 +18,13 @@ from typing import Any
 import numpy as np
 
 from ...schedules import conv2d, conv2d_nchw, dense, depthwise
+from ..measure.local import LocalMeasurer
 from ..space.config_space import ConfigSpace
 from ..templates.registry import template
+from .registry import register_target
+
+#: Worker processes, wall-clock time.
+LLVM = register_target("llvm", measurer=LocalMeasurer, dtype="float32")
 
 #: template name -> (library module, workload class).
 LIBRARY: dict[str, tuple[ModuleType, type]] = {
@@ -79,6 +84,7 @@ def _dense_reference(inputs: list[np.ndarray], M: int, N: int, K: int, dtype: st
     return [a.astype(np.float64) @ b.astype(np.float64)]
 
 
+@LLVM.op("dense", aliases=("matmul",))
 @template("dense", inputs=_dense_inputs, reference=_dense_reference,
           default_config=lambda *a: dense.default_config(dense.DenseWorkload(*a)))
 def dense_template(cfg: Any, M: int, N: int, K: int, dtype: str = "float32") -> Any:
@@ -104,6 +110,7 @@ def _conv_prepare(config: Mapping[str, Any], inputs: list[np.ndarray], *args: An
     return [data, conv2d.pack_weight(weight, config)]
 
 
+@LLVM.op("conv2d")
 @template("conv2d_nchwc", inputs=_conv_inputs, reference=_conv_reference, prepare=_conv_prepare,
           default_config=lambda *a: conv2d.default_config(conv2d.Conv2dWorkload(*a)))
 def conv2d_nchwc_template(cfg: Any, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
@@ -139,6 +146,7 @@ def _dw_reference(inputs: list[np.ndarray], N: int, C: int, H: int, W: int, R: i
     return [depthwise.reference(data, weight, stride, pad)]
 
 
+@LLVM.op("depthwise")
 @template("depthwise_conv2d", inputs=_dw_inputs, reference=_dw_reference,
           default_config=lambda *a: depthwise.default_config(depthwise.DepthwiseWorkload(*a)))
 def depthwise_conv2d_template(cfg: Any, N: int, C: int, H: int, W: int, R: int,

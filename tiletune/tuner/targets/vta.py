@@ -1,6 +1,6 @@
-"""The VTA templates for the tuner: ``vta_conv2d`` and ``vta_dense``.
+"""The vta target: its templates ``vta_conv2d`` and ``vta_dense``, measurer and limits.
 
-Importing this module registers them with ``tiletune.tuner.templates.registry``. Each
+Importing this module registers the target and its templates. Each
 defines one knob per entry of the library module's ``space``, its validity check (buffer
 capacities, thread splits) as a constraint, so impossible configs are never measured, and
 the flop count. The measured cost is simulated time (cycles / clock):
@@ -10,31 +10,27 @@ the output against the NumPy reference.
 Inputs are logical arrays (NCHW data, OIHW weights, int8); ``prepare`` packs them into VTA's
 blocked layouts and the reference is returned packed like the kernel's output.
 
-``VTAMeasurer`` measures in-process with the simulator's cycles-only mode (no worker
-processes: the simulated cycle count is deterministic and does not depend on the machine).
-It has ``LocalMeasurer``'s interface (``VTAMeasurer(task, option, seed)``, a context
-manager, ``measure(indices) -> [MeasureResult]``), so a session can pass it as its measurer
-class for VTA tasks.
+The target's measurer is :class:`~tiletune.tuner.measure.vta.VTAMeasurer` (in process, the
+simulator's cycles-only mode).
 
-    import tiletune.tuner.targets.vta  # registers the templates
     task = Task("vta_conv2d", (1, 64, 56, 56, 64, 3, 3, 1, 1, "int8"), target="vta")
 """
 from __future__ import annotations
 
-import time
-import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-import tiletune as tt
-from tiletune.errors import ScheduleError, TuningError
-from tiletune.schedules import vta_conv2d as vc
-from tiletune.schedules import vta_dense as vd
-from tiletune.tuner.measure.result import MeasureResult
-from tiletune.tuner.space.config_space import ConfigSpace
-from tiletune.tuner.templates.registry import template
+from ...errors import ScheduleError
+from ...schedules import vta_conv2d as vc
+from ...schedules import vta_dense as vd
+from ..measure.vta import VTAMeasurer
+from ..space.config_space import ConfigSpace
+from ..templates.registry import template
+from .registry import register_target
+
+VTA = register_target("vta", measurer=VTAMeasurer, dtype="int8")
 
 _REASON = "VTA: tiles must fit the INP/WGT/ACC buffers and threads split the tiles evenly"
 
@@ -83,6 +79,7 @@ def _conv_prepare(config: Mapping[str, Any], inputs: list[np.ndarray], *args: An
     return [vc.pack_data(inputs[0]), vc.pack_kernel(inputs[1])]
 
 
+@VTA.op("conv2d", unsupported=unsupported_reason)
 @template("vta_conv2d", inputs=_conv_inputs, reference=_conv_reference, prepare=_conv_prepare,
           default_config=lambda *a: vc.default_config(_workload(*a)))
 def vta_conv2d_template(cfg: Any, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
@@ -113,6 +110,7 @@ def _dense_prepare(config: Mapping[str, Any], inputs: list[np.ndarray], *args: A
     return [vd.pack_data(inputs[0]), vd.pack_weight(inputs[1])]
 
 
+@VTA.op("dense")
 @template("vta_dense", inputs=_dense_inputs, reference=_dense_reference, prepare=_dense_prepare,
           default_config=lambda M, N, K, dtype="int8": vd.default_config(
               vd.VTADenseWorkload(M, N, K)))
@@ -125,95 +123,3 @@ def vta_dense_template(cfg: Any, M: int, N: int, K: int, dtype: str = "int8") ->
     if isinstance(cfg, ConfigSpace):
         return None
     return vd.schedule(w, cfg.to_json())
-
-
-# -- measuring ---------------------------------------------------------------------------------
-class VTAMeasurer:
-    """Measures configs of a VTA task in this process; cost = simulated seconds.
-
-    Each candidate is instantiated, built and timed with a cycles-only simulation; outputs
-    are checked bit-exactly against the task's reference (``option.check_correctness``) for
-    the first ``check_first`` successful candidates and every ``check_every``-th after that
-    (the compiler is deterministic, so this catches compiler bugs without simulating every
-    candidate's data path). ``option.repeat`` copies of the cost are reported; ``jobs``,
-    ``number`` and the timeouts do not apply.
-    """
-
-    def __init__(self, task: Any, option: Any = None, seed: int = 0, *, check_first: int = 2,
-                 check_every: int = 16) -> None:
-        if getattr(task, "target", "vta").split()[0] != "vta":
-            raise TuningError(f"VTAMeasurer measures VTA tasks, not target {task.target!r}")
-        self.task, self.option, self.seed = task, option, seed
-        self.check_first, self.check_every = check_first, check_every
-        self.repeat = int(getattr(option, "repeat", 1))
-        check = bool(getattr(option, "check_correctness", True))
-        self.inputs = task.make_inputs(seed)
-        self.expected = task.reference(self.inputs) if check else None
-        self.reference_note = "" if self.expected is not None or not check else (
-            f"no reference for {task.name}: outputs are not checked")
-        self.best_cost = 0.0
-        self.n_cut = 0
-        self.n_respawns = 0
-        self.n_checked = 0
-        self.timings: list[tuple[float, float, float, float]] = []
-        self._ok = 0
-        self._closed = False
-
-    def __call__(self, indices: Sequence[int]) -> list[MeasureResult]:
-        if self._closed:
-            raise TuningError("this VTAMeasurer is closed")
-        order = [int(i) for i in indices]
-        if len(set(order)) != len(order):
-            raise TuningError("measure got the same config index twice in one batch")
-        return [self._one(i) for i in order]
-
-    def _one(self, index: int) -> MeasureResult:
-        t0, c0 = time.perf_counter(), time.process_time()
-
-        def fail(error: str, e: BaseException) -> MeasureResult:
-            return MeasureResult.failure(error, f"{type(e).__name__}: {e}"[:500],
-                                         all_cost=time.perf_counter() - t0,
-                                         traceback=traceback.format_exc()[-4000:])
-
-        try:
-            cfg = self.task.config(index)
-            reason = cfg.invalid_reason()
-            if reason is not None:
-                raise ScheduleError(f"config violates constraint: {reason}")
-            s, tensors = self.task.instantiate(cfg)
-        except Exception as e:  # noqa: BLE001 - a bad config is this config's failure
-            return fail("InstantiationError", e)
-        t1 = time.perf_counter()
-        try:
-            mod = tt.build(s, tensors, target="vta", name="candidate")
-        except Exception as e:  # noqa: BLE001
-            return fail("BuildError", e)
-        t2, c2 = time.perf_counter(), time.process_time()
-        try:
-            cost = mod.seconds
-            if self.expected is not None and (
-                    self._ok < self.check_first or self._ok % self.check_every == 0):
-                arrays, out_pos = self.task.prepare(cfg, self.inputs, tensors)
-                mod(*arrays)
-                self.n_checked += 1
-                wrong = self.task.check([arrays[k] for k in out_pos], self.expected)
-                if wrong is not None:
-                    return MeasureResult.failure("WrongAnswer", wrong,
-                                                 all_cost=time.perf_counter() - t0)
-        except Exception as e:  # noqa: BLE001
-            return fail("RuntimeError", e)
-        self._ok += 1
-        t3 = time.perf_counter()
-        self.timings.append((t1 - t0, t2 - t1, t3 - t2, c2 - c0))
-        if self.best_cost == 0 or cost < self.best_cost:
-            self.best_cost = cost
-        return MeasureResult.success([cost] * self.repeat, all_cost=t3 - t0)
-
-    def close(self) -> None:
-        self._closed = True
-
-    def __enter__(self) -> VTAMeasurer:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

@@ -56,10 +56,6 @@ class TemplateHooks:
 
 _HOOKS: dict[str, TemplateHooks] = {}
 
-#: Short names accepted by :func:`get_template` (and the CLI's ``--op``).
-ALIASES = {"conv2d": "conv2d_nchwc", "depthwise": "depthwise_conv2d", "matmul": "dense"}
-
-
 def template(name: str, *, inputs: Callable[..., list[np.ndarray]] | None = None,
              reference: Callable[..., list[np.ndarray]] | None = None,
              prepare: Callable[..., list[np.ndarray]] | None = None,
@@ -87,18 +83,22 @@ def _origin(fn: Template) -> tuple[str, str]:
     return getattr(fn, "__module__", "?"), getattr(fn, "__qualname__", repr(fn))
 
 
-def _load_library() -> None:
-    from ..targets import llvm  # noqa: F401 (registers dense, conv2d_nchwc, depthwise_conv2d)
+def _load_library() -> dict[str, str]:
+    """Register every target's templates; the short names (aliases) of templates."""
+    from ..targets.registry import template_aliases
+
+    return template_aliases()
 
 
 def get_template(name: str) -> Template:
     """The template registered as ``name`` (or an alias such as ``conv2d``)."""
-    _load_library()
-    fn = TEMPLATES.get(ALIASES.get(name, name)) if isinstance(name, str) else None
+    aliases = _load_library()
+    fn = TEMPLATES.get(aliases.get(name, name)) if isinstance(name, str) else None
     if fn is None:
         known = ", ".join(sorted(TEMPLATES)) or "-"
+        shown = ", ".join(f"{a}={t}" for a, t in aliases.items() if a != t)
         raise TuningError(f"unknown template {name!r}; known templates: {known} "
-                          f"(aliases: {', '.join(f'{a}={t}' for a, t in ALIASES.items())})")
+                          f"(aliases: {shown})")
     return fn
 
 
@@ -115,5 +115,5 @@ def template_name(fn: Template) -> str:
 
 def get_hooks(name: str) -> TemplateHooks:
     """The hooks registered with template ``name`` (all None when there are none)."""
-    _load_library()
-    return _HOOKS.get(ALIASES.get(name, name), TemplateHooks())
+    aliases = _load_library()
+    return _HOOKS.get(aliases.get(name, name), TemplateHooks())
