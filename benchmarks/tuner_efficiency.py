@@ -8,7 +8,7 @@
    heuristic default included) is measured once with the real harness (``LocalMeasurer``)
    and cached in ``benchmarks/data/replay_<layer>.json``; later runs reuse it
    (``--remeasure`` measures again).
-2. **Replay.** Every tuner of the registry (:data:`tiletune.tuner.session.tune.TUNERS`: random,
+2. **Replay.** Every tuner of the registry (:data:`tiletune.tuner.session.TUNERS`: random,
    grid, xgb, xgb-lasso, active (BTED + BAO), transfer (deep-kernel GP), transfer-xgb) plus
    the ablation ``transfer-xgb-knob`` (transfer-xgb without the shape descriptors) tunes a
    space restricted to the sample, with a fake measure function reading the cached costs,
@@ -22,7 +22,7 @@
    trials than XGB with a >= 50% smaller spread at 64; transfer reaches 95% in <= 1/2 of
    XGB's trials.
 4. ``--real``: one real tuning run per tuner (seed 0, ``--real-trials`` trials) on
-   ``--real-layers`` with :func:`tiletune.tuner.session.tune.tune_workloads`, as ``tiletune tune``
+   ``--real-layers`` with :func:`tiletune.tuner.session.tune_workloads`, as ``tiletune tune``
    runs it (default config first, then the tuner; transfer tuners get the cached datasets of
    the other layers as ``--transfer-from`` records); reports the best GFLOP/s found and the
    trials to reach 95% of that run's best.
@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tiletune.tuner.measure.result import MeasureInput, MeasureResult  # noqa: E402
 from tiletune.tuner.records.store import make_record  # noqa: E402
-from tiletune.tuner.session.tune import (  # noqa: E402
+from tiletune.tuner.session import (  # noqa: E402
     TUNERS,
     TunerContext,
     default_index,
@@ -61,12 +61,6 @@ from tiletune.tuner.session.tune import (  # noqa: E402
     xgb_plan,
 )
 from tiletune.tuner.session.workloads import parse_workloads  # noqa: E402
-
-for _mod in ("transfer", "lasso"):  # they register transfer-xgb / xgb-lasso
-    try:
-        __import__(f"tiletune.tuner.{_mod}")
-    except ImportError:  # optional dependency missing (sklearn, xgboost)
-        pass
 
 
 @register_tuner("transfer-xgb-knob", "ablation: transfer-xgb on knob features only",
@@ -255,7 +249,7 @@ def real_runs(tuners: list[str], layers: list[str], trials: int, jobs: int,
     CLI runs it; transfer tuners get the cached datasets of the other layers as records."""
     from tiletune.tuner.measure.local import MeasureOption
     from tiletune.tuner.records.store import load_records, record_result
-    from tiletune.tuner.session.tune import tune_workloads
+    from tiletune.tuner.session import tune_workloads
 
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}

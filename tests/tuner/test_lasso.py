@@ -77,6 +77,6 @@ def test_staged_model_switches_from_lasso_to_later_model():
 
 
 def test_xgb_lasso_is_registered():
-    from tiletune.tuner.session.tune import TUNERS
+    from tiletune.tuner.session import TUNERS
 
     assert "xgb-lasso" in TUNERS

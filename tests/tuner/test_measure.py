@@ -139,7 +139,7 @@ def test_builds_are_paused_while_another_worker_times():
     """While one worker times its candidate the other workers' builds are stopped (a compile
     on the second core made 1-thread timings 2-4x slower than in the main process). The
     mechanism is checked, not a timing: timings are never asserted in tests."""
-    from tiletune.tuner.session.tune import default_index
+    from tiletune.tuner.session import default_index
     from tiletune.tuner.session.workloads import parse_op_shape
 
     task = parse_op_shape("conv2d", "1,64,14,14,64,3,3,1,1").task()

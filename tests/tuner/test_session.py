@@ -14,8 +14,7 @@ import pytest
 from tiletune.errors import RecordsError, TuningError
 from tiletune.tuner.measure.result import MeasureResult
 from tiletune.tuner.records.store import load_records
-from tiletune.tuner.session.progress import LogReporter, Reporter
-from tiletune.tuner.session.tune import (
+from tiletune.tuner.session import (
     TUNERS,
     TunerContext,
     default_index,
@@ -24,6 +23,7 @@ from tiletune.tuner.session.tune import (
     tune_workloads,
     xgb_plan,
 )
+from tiletune.tuner.session.progress import LogReporter, Reporter
 from tiletune.tuner.session.workloads import (
     OPS,
     PRESETS,
@@ -103,7 +103,7 @@ def test_default_config_is_measured_first_and_is_the_baseline(fake, tmp_path):
 
 
 def test_default_and_top_configs_are_confirmed_in_rounds(fake, tmp_path):
-    from tiletune.tuner.session.tune import CONFIRM_ROUNDS, CONFIRM_TOP
+    from tiletune.tuner.session import CONFIRM_ROUNDS, CONFIRM_TOP
 
     d = default_index(DENSE.task())
     fake.slow = {d: 50.0}  # a noisy first measurement of the default
@@ -327,7 +327,7 @@ def test_vta_skips_unsupported_layers_and_measures_simulated_cycles(fake, tmp_pa
     """resnet18:1 (3 input channels) is skipped with one warning; VTA tasks are measured by
     VTAMeasurer (in process, cost = simulated seconds, identical repeats), not LocalMeasurer."""
     from tiletune.tuner.measure.vta import VTAMeasurer
-    from tiletune.tuner.session.tune import measurer_class
+    from tiletune.tuner.session import measurer_class
 
     assert measurer_class("vta") is VTAMeasurer and measurer_class("llvm") is fake
     made = []
@@ -381,7 +381,7 @@ def _history(tmp_path, fake, shape="16,32,32"):
 
 
 def test_transfer_history_uses_other_workloads_of_the_template(fake, tmp_path):
-    from tiletune.tuner.session.tune import transfer_history
+    from tiletune.tuner.session import transfer_history
 
     path = _history(tmp_path, fake)
     recs = load_records(path)[0]

@@ -231,7 +231,7 @@ def _conv_history(shapes, n=40):
 
 def test_workload_descriptor_and_transfer_data():
     from tiletune.tuner.search.transfer import transfer_data, workload_descriptor
-    from tiletune.tuner.session.tune import TunerContext
+    from tiletune.tuner.session import TunerContext
     from tiletune.tuner.templates.task import Task
 
     task = Task("conv2d_nchwc", (1, 512, 7, 7, 512, 3, 3, 1, 1, "float32"))
@@ -251,7 +251,7 @@ def test_workload_descriptor_and_transfer_data():
 def test_registered_transfer_xgb_tunes_a_conv_layer():
     pytest.importorskip("xgboost")
     from tiletune.tuner.measure.result import MeasureResult
-    from tiletune.tuner.session.tune import TUNERS, TunerContext, make_tuner
+    from tiletune.tuner.session import TUNERS, TunerContext, make_tuner
     from tiletune.tuner.templates.task import Task
 
     assert TUNERS["transfer-xgb"].uses_history

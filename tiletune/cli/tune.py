@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from tiletune.cli import common
 
 if TYPE_CHECKING:
-    from tiletune.tuner.session.tune import SessionSummary, WorkloadResult
+    from tiletune.tuner.session import SessionSummary, WorkloadResult
 
 EXAMPLES = """examples:
   tiletune tune --workload resnet18                     # all 12 layers, < 20 min on 2 cores
@@ -22,7 +22,7 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from tiletune.tuner.session.tune import (
+    from tiletune.tuner.session import (
         DEFAULT_RECORDS,
         DEFAULT_TIME_BUDGET,
         DEFAULT_TRIALS,
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _tuner_name(args: argparse.Namespace) -> str:
-    from tiletune.tuner.session.tune import TUNERS
+    from tiletune.tuner.session import TUNERS
 
     if args.tuner:
         return args.tuner
@@ -92,8 +92,8 @@ def _tuner_name(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tiletune.tuner.measure.local import MeasureOption
+    from tiletune.tuner.session import tune_workloads
     from tiletune.tuner.session.progress import make_reporter
-    from tiletune.tuner.session.tune import tune_workloads
 
     workloads = common.resolve_workloads(args)
     tuner = _tuner_name(args)

@@ -108,19 +108,3 @@ class StagedCostModel(CostModel):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.active.predict(X)
-
-
-def _register() -> None:
-    from ..session.tune import register_tuner, xgb_plan
-
-    @register_tuner("xgb-lasso", "XGBTuner whose model is the Lasso (sparse linear, log "
-                    "throughput) for the first 48 trials, XGBoost afterwards")
-    def _xgb_lasso(ctx):  # noqa: ANN001, ANN202
-        from ..search.xgb_tuner import XGBTuner
-
-        plan = xgb_plan(ctx.n_trial)
-        return XGBTuner(ctx.space, seed=ctx.seed, cost_model=StagedCostModel(
-            seed=ctx.seed, switch_at=48), **plan)
-
-
-_register()

@@ -361,27 +361,12 @@ def with_descriptor(featurize: Featurize, task: Any) -> Featurize:
 
 def transfer_data(ctx: Any, descriptors: bool = False
                   ) -> tuple[Featurize, list[tuple[np.ndarray, np.ndarray]]]:
-    """:func:`tiletune.tuner.session.tune.transfer_history` (knob features of the history's
+    """:func:`tiletune.tuner.search.history.transfer_history` (knob features of the history's
     other workloads of the task's template), optionally with shape descriptors appended."""
     from ..models.features import make_featurizer
-    from ..session.tune import transfer_history
+    from .history import transfer_history
 
     if not descriptors:
         return transfer_history(ctx)
     return transfer_history(
         ctx, featurizer=lambda task: with_descriptor(make_featurizer(task, "knob"), task))
-
-
-def _register() -> None:
-    from ..session.tune import register_tuner, xgb_plan
-
-    @register_tuner("transfer-xgb", "transfer learning from --transfer-from records: XGBoost "
-                    "on the history's knob features + shape descriptors, then boosted on "
-                    "its margin (AutoTVM's load_history)", uses_history=True)
-    def _transfer_xgb(ctx: Any) -> XGBTuner:
-        featurize, history = transfer_data(ctx, descriptors=True)
-        return TransferTuner(ctx.space, history, featurize, seed=ctx.seed, method="xgb",
-                             plan_size=xgb_plan(ctx.n_trial)["plan_size"])
-
-
-_register()

@@ -1,6 +1,6 @@
 """Progress reporting for tuning sessions: a live rich display, plain log lines, or nothing.
 
-A :class:`Reporter` receives events from :func:`tiletune.tuner.session.tune.tune_workloads`:
+A :class:`Reporter` receives events from :func:`tiletune.tuner.session.tune_workloads`:
 ``job_start`` / ``batch`` / ``failure`` / ``job_end`` / ``message``. :func:`make_reporter`
 picks the live display when the stream is a terminal and one plain line per batch otherwise
 (no carriage returns, so CI logs stay readable)::
