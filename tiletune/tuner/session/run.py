@@ -81,7 +81,7 @@ class WorkloadRun:
         self.job, self.plan, self.share, self.measurer_cls = job, plan, share, measurer_cls
         task = self.task = job.task
         self.space = task.space
-        self.flop = float(task.flop)
+        self.flop = 0.0  # start() asks the task (may build the default config)
         self.t0 = time.monotonic()
         self.result = WorkloadResult(job.name, job.description, task.workload_key, task.name,
                                      list(task.args), plan.trials, job.shape)
@@ -120,6 +120,7 @@ class WorkloadRun:
     def start(self) -> None:
         """Resume from the records, make the tuner, announce the job."""
         plan = self.plan
+        self.flop = float(self.task.flop)
         if plan.prior:
             self.resume_from = measured_configs(list(plan.prior), self.task.workload_key,
                                                 self.space)

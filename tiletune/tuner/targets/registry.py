@@ -95,7 +95,8 @@ def load_targets() -> dict[str, Target]:
 
 def get_target(name: str | None) -> Target:
     """The target named by ``name`` (its first word: ``"llvm -mcpu=..."`` is llvm)."""
-    base = (name or "llvm").split()[0] if (name or "llvm").strip() else "llvm"
+    words = (name or "").split()
+    base = words[0] if words else "llvm"
     target = load_targets().get(base)
     if target is None:
         raise TuningError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
