@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from tiletune.runtime.threads import one_blas_thread
+
 from ..errors import TuningError
-from ..runtime.threads import one_blas_thread
 from .cost_model import CostModel, make_cost_model
 from .result import MeasureResult
 from .space import ENUMERATE_LIMIT, ConfigSpace

@@ -32,7 +32,7 @@ from scipy.linalg import cho_solve, cholesky, lapack, solve_triangular
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from ..runtime.threads import one_blas_thread
+from tiletune.runtime.threads import one_blas_thread
 
 __all__ = ["DeepKernelGP", "expected_improvement", "gp_log_likelihood"]
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler.arith import evaluate, flat_index
+from tiletune.compiler.arith import evaluate, flat_index
+
 from ..errors import TuningError
 from ..ir import dtype as dt
 from ..ir.expr import Binary, Call, Load, Var

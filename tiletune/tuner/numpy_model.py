@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime.threads import one_blas_thread
+from tiletune.runtime.threads import one_blas_thread
+
 from .cost_model import CostModel
 
 
