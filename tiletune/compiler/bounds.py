@@ -86,10 +86,6 @@ def inline_bodies(sch: Schedule) -> dict[Stage, Expr]:
     return out
 
 
-def _stage_of(sch: Schedule, tensor) -> Stage | None:
-    return sch.stage_map.get(tensor.op)
-
-
 def infer_regions(sch: Schedule, bodies: dict[Stage, Expr]) -> tuple[dict, dict]:
     """Region (mins, extents) of every non-inlined stage, and each stage's LeafMap."""
     regions: dict[Stage, Region] = {}

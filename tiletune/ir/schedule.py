@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from tiletune.errors import ScheduleError
 from tiletune.ir.expr import TensorRead, Var
 from tiletune.ir.tensor import ComputeOp, IterVar, Operation, PlaceholderOp, Tensor
@@ -486,19 +484,6 @@ class Schedule:
             if cur is root:
                 return True
         return False
-
-    @property
-    def graph(self) -> nx.DiGraph:
-        """The op graph: a networkx DAG of stage names, producer -> consumer."""
-        g = nx.DiGraph()
-        for st in self.stages:
-            g.add_node(st.name, stage=st)
-            for t in st.op.input_tensors:
-                if t.op not in self.stage_map:
-                    g.add_node(t.name, placeholder=True)
-                g.add_edge(t.name if t.op not in self.stage_map else self.stage_map[t.op].name,
-                           st.name)
-        return g
 
     def cache_write(self, tensor: Tensor, scope: str = "local") -> Tensor:
         """Compute ``tensor`` into a cache stage; the original stage copies the cache out.

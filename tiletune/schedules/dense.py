@@ -156,21 +156,6 @@ def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
     return s, [A, B, C]
 
 
-def _schedule_blocked(s, C, cfg: Mapping[str, Any], lanes: int) -> None:
-    i, j = s[C].axis
-    (k,) = s[C].reduce_axis
-    io, ii = s[C].split(i, factor=cfg["mr"])
-    jo, ji = s[C].split(j, factor=cfg["nr"])
-    ko, ki = s[C].split(k, factor=cfg["kc"])
-    jvo, jvi = s[C].split(ji, factor=lanes)
-    s[C].reorder(jo, ko, io, ki, ii, jvo, jvi)
-    if cfg["parallel"]:
-        s[C].parallel(jo)
-    s[C].unroll(ii)
-    s[C].unroll(jvo)
-    s[C].vectorize(jvi)
-
-
 def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense"):
     s, args = schedule(w, cfg)
     return tt.build(s, args, name=name)

@@ -4,6 +4,7 @@ import pytest
 
 import tiletune as tt
 from tiletune.errors import ArgumentError, ScheduleError, TileTuneError, VTAError
+from tiletune.runtime.module import Module
 from tiletune.schedules import vta_conv2d as vc
 from tiletune.schedules import vta_dense as vd
 
@@ -112,6 +113,13 @@ def test_module_api():
         f(args[0], out)
     with pytest.raises(TileTuneError, match="'asm' and 'ir'"):
         f.get_source("ll")
+    with pytest.raises(TileTuneError, match="cannot be exported"):
+        f.export_library("k.so")
+    assert isinstance(f, Module) and "instructions>" in repr(f)
+    with f:
+        f.set_num_threads(2)
+    with pytest.raises(TileTuneError, match="closed"):
+        f(*args, out)
 
 
 def test_dump_writes_ir_and_asm(tmp_path):

@@ -23,7 +23,6 @@ Gradient of the log marginal likelihood (Rasmussen & Williams eq. 5.9), with
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Sequence
@@ -33,18 +32,11 @@ from scipy.linalg import cho_solve, cholesky, lapack, solve_triangular
 from scipy.optimize import minimize
 from scipy.stats import norm
 
+from tiletune.runtime.threads import one_blas_thread
+
 __all__ = ["DeepKernelGP", "expected_improvement", "gp_log_likelihood"]
 
 _JITTER = 1e-6
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager:
-    """The matrices are small: one BLAS thread avoids spin-wait stalls on a busy machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 class _Params:
@@ -182,7 +174,7 @@ class DeepKernelGP:
             return -f, -g
 
         bounds = [(None, None)] * (layout.size - 2) + [(-6.0, 4.0), (math.log(1e-3), 2.0)]
-        with _one_blas_thread():
+        with one_blas_thread():
             res = minimize(objective, self.params, jac=True, method="L-BFGS-B",
                            bounds=bounds, options={"maxiter": self.max_iter})
         self.params = res.x

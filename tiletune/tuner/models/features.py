@@ -30,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from tiletune.compiler.arith import evaluate, flat_index
+
 from ...errors import TuningError
 from ...ir import dtype as dt
-from ...ir.expr import Binary, Broadcast, Call, Cast, Compare, Const, Load, Not, Ramp, Select, Var
+from ...ir.expr import Binary, Call, Load, Var
 from ...ir.functor import collect
 from ...ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Store
 
@@ -55,44 +57,6 @@ def feature_length() -> int:
 def slog(x: float) -> float:
     """AutoTVM's transform: ``log2(x + 1)`` for x >= 0, ``-log2(-x + 1)`` below."""
     return math.log2(x + 1) if x >= 0 else -math.log2(-x + 1)
-
-
-# -- integer evaluation of index expressions ------------------------------------------------
-_BIN: dict[str, Callable[[Any, Any], Any]] = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "div": lambda a, b: a // b if b else 0, "floordiv": lambda a, b: a // b if b else 0,
-    "floormod": lambda a, b: a % b if b else 0, "min": min, "max": max,
-    "and": lambda a, b: a and b, "or": lambda a, b: a or b,
-}
-_CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
-}
-
-
-def evaluate(e: Any, env: dict[int, int]) -> Any:
-    """Value of an index expression with loop variables bound by ``env`` (uid -> value);
-    unbound variables, loads and calls count as 0."""
-    if isinstance(e, Const):
-        return e.value
-    if isinstance(e, Var):
-        return env.get(e.uid, 0)
-    if isinstance(e, Binary):
-        return _BIN.get(e.op, lambda a, b: 0)(evaluate(e.a, env), evaluate(e.b, env))
-    if isinstance(e, Compare):
-        return _CMP[e.op](evaluate(e.a, env), evaluate(e.b, env))
-    if isinstance(e, Not):
-        return not evaluate(e.a, env)
-    if isinstance(e, Select):
-        return evaluate(e.a if evaluate(e.cond, env) else e.b, env)
-    if isinstance(e, Cast):
-        v = evaluate(e.a, env)
-        return int(v) if dt.is_int(e.dtype) else v
-    if isinstance(e, Ramp):
-        return evaluate(e.base, env)
-    if isinstance(e, Broadcast):
-        return evaluate(e.value, env)
-    return 0
 
 
 # -- walking the nest -------------------------------------------------------------------------
@@ -135,17 +99,6 @@ def _value(e: Any, env: dict[int, int]) -> int:
 
 def _extent(e: Any, env: dict[int, int]) -> int:
     return max(1, _value(e, env))
-
-
-def _flat_index(buffer: Any, indices: Sequence[Any]) -> Any:
-    """One index expression (row-major) for a multi-dimensional access."""
-    if len(indices) == 1:
-        return indices[0]
-    flat: Any = None
-    for dim, idx in zip(buffer.shape, indices):
-        flat = idx if flat is None else Binary(
-            "add", Binary("mul", flat, Const(int(dim), dt.INDEX)), idx)
-    return flat if flat is not None else Const(0, dt.INDEX)
 
 
 def _strides(index: Any, loops: list[Loop], fixed: dict[int, int]) -> list[int]:
@@ -197,8 +150,8 @@ def _store_row(store: Store, loops: list[Loop], fixed: dict[int, int]) -> list[f
         top, bottom = math.prod(extents[:k]), math.prod(extents[k:])
         row += [1.0, slog(n)] + [float(kind == c) for c in KINDS]
         row += [slog(top), slog(bottom), bottom / trip]
-    accesses = [(store.buffer, _flat_index(store.buffer, store.indices), True)]
-    accesses += [(ld.buffer, _flat_index(ld.buffer, ld.indices), False) for ld in loads]
+    accesses = [(store.buffer, flat_index(store.indices, store.buffer.shape), True)]
+    accesses += [(ld.buffer, flat_index(ld.indices, ld.buffer.shape), False) for ld in loads]
     for buf, index, write in accesses[:MAX_ACCESSES]:
         row += _access_row(buf, index, loops, fixed, write)
     row += [0.0] * ((MAX_ACCESSES - min(len(accesses), MAX_ACCESSES)) * ACCESS_WIDTH)

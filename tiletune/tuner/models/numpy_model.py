@@ -7,20 +7,11 @@ strength chosen by generalised cross-validation), plus the raw linear terms.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
+from tiletune.runtime.threads import one_blas_thread
+
 from .cost_model import CostModel
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager:
-    """Small matrices: one BLAS thread avoids spin-wait stalls on a busy machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 class NumpyCostModel(CostModel):
@@ -39,7 +30,7 @@ class NumpyCostModel(CostModel):
         return np.hstack([np.ones((len(Z), 1)), Z, rff])
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        with _one_blas_thread():
+        with one_blas_thread():
             self._fit(*self._check(X, y))
 
     def _fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
@@ -80,6 +71,6 @@ class NumpyCostModel(CostModel):
         X, _ = self._check(X)
         if self._coef is None:
             return np.zeros(len(X))
-        with _one_blas_thread():
+        with one_blas_thread():
             Z = (X - self._mu) / self._sd
             return self._phi(Z, self._W, self._b) @ self._coef

@@ -14,11 +14,12 @@ here are ours (see notes/tuning.md §4.1).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from tiletune.runtime.threads import one_blas_thread
 
 from ...errors import TuningError
 from ..measure.result import MeasureResult
@@ -103,17 +104,8 @@ def bted_select(
 
     Returns positions into ``features`` (no duplicates, at most ``len(features)``); seeded.
     """
-    with _one_blas_thread():
+    with one_blas_thread():
         return _bted(standardize(features), n, seed, mu, subset, reference, sigma)
-
-
-def _one_blas_thread() -> contextlib.AbstractContextManager:
-    """Small matrices: one BLAS thread avoids spin-wait stalls on a busy machine (8x here)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def _bted(x: np.ndarray, n: int, seed: int | None, mu: float, subset: int | None,

@@ -9,47 +9,20 @@ After:  ``A[icc * 9216 + kw * 32 + icb + 128]``
 """
 from __future__ import annotations
 
+from tiletune.compiler.arith import linear
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Const, Expr, Load, Ramp
 from tiletune.ir.functor import Rewriter
 from tiletune.ir.stmt import Store
-
-_LINEAR = ("add", "sub", "mul")
-
-
-def _linear(e: Expr, terms: dict, order: list, scale: int) -> int:
-    """Accumulate ``scale * e`` into ``terms``; returns the constant part."""
-    if isinstance(e, Const):
-        return scale * int(e.value)
-    if isinstance(e, Binary) and e.op in _LINEAR and dt.lanes(e.dtype) == 1:
-        if e.op == "add":
-            return _linear(e.a, terms, order, scale) + _linear(e.b, terms, order, scale)
-        if e.op == "sub":
-            return _linear(e.a, terms, order, scale) + _linear(e.b, terms, order, -scale)
-        if isinstance(e.b, Const):
-            return _linear(e.a, terms, order, scale * int(e.b.value))
-        if isinstance(e.a, Const):
-            return _linear(e.b, terms, order, scale * int(e.a.value))
-    if e in terms:
-        terms[e] += scale
-    else:
-        terms[e] = scale
-        order.append(e)
-    return 0
 
 
 def fold_index(e: Expr) -> Expr:
     """``e`` (a scalar int64 index) as ``t1*c1 + t2*c2 + ... + const``."""
     if not isinstance(e, Binary) or e.dtype != dt.INDEX:
         return e
-    terms: dict = {}
-    order: list = []
-    c = _linear(e, terms, order, 1)
+    terms, c = linear(e)
     out: Expr | None = None
-    for t in order:
-        k = terms[t]
-        if k == 0:
-            continue
+    for t, k in terms.items():
         term = t if k == 1 else Binary("mul", t, Const(k, dt.INDEX))
         out = term if out is None else Binary("add", out, term)
     if out is None:
