@@ -15,7 +15,7 @@ from tiletune.errors import LoweringError, ScheduleError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Expr, Load, Reduce, TensorRead, as_expr, const
 from tiletune.ir.functor import Rewriter, collect, substitute
-from tiletune.ir.schedule import Schedule, Stage
+from tiletune.ir.schedule import MAX_LANES, MAX_UNROLL, Schedule, Stage
 from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Stmt, Store, seq
 from tiletune.ir.tensor import IterVar
 
@@ -107,6 +107,7 @@ class NestBuilder:
                 guards.append(((v >= 0) & (v < a.extent), a))
         leaves = st.leaf_iter_vars
         st._check_spatial_block(st.leaf_iter_vars, "the loop order")
+        _check_inferred_extents(st, lm)
         if isinstance(body, Reduce):
             return self._reduce_nest(st, body, buf, idx, guards)
         store = Store(buf, idx, as_expr(body))
@@ -178,6 +179,18 @@ def _scope(st: Stage, reg: Region) -> str:
     for n in reg.extents:
         size *= n
     return "local" if st.attach_type == "scope" and size <= STACK_LIMIT else "global"
+
+
+def _check_inferred_extents(st: Stage, lm: LeafMap) -> None:
+    """The extent limits of ``vectorize``/``unroll``, on the extents after bound inference."""
+    for iv in st.leaf_iter_vars:
+        ann, n = st.annotations.get(iv), lm.extents[iv]
+        if ann == "vectorized" and n > MAX_LANES:
+            st.fail(f"vectorize of loop {iv.name}: {n} lanes after bound inference "
+                    f"(> {MAX_LANES}); split it to the vector width first")
+        if ann == "unrolled" and n > MAX_UNROLL:
+            st.fail(f"unroll of loop {iv.name}: extent {n} after bound inference "
+                    f"(> {MAX_UNROLL}) would blow up the code; split it first")
 
 
 def _guard(stmt: Stmt, guards: list) -> Stmt:

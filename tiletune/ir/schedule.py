@@ -258,8 +258,9 @@ class Stage:
             self.fail(f"{what} would break an attachment: stage {st.name} is computed at loop "
                       f"{st.attach_ivar.name} of {st.attach_stage.name}, and its reader "
                       f"{reader.name} {where}, which would then run outside loop "
-                      f"{st.attach_ivar.name}; compute {reader.name} at "
-                      f"{st.attach_ivar.name} or a loop inside it first")
+                      f"{st.attach_ivar.name} (new order of {self.name}: "
+                      f"{' '.join(iv.name for iv in leaves_of[self])}); compute "
+                      f"{reader.name} at {st.attach_ivar.name} or a loop inside it first")
 
     def _annotate(self, iv: IterVar, kind: str) -> None:
         self._check_not_inlined(kind)
@@ -296,11 +297,9 @@ class Stage:
         Before: ``for j in range(16): C[i, j] = A[i, j] + 1``
         After: ``C[i, 0:16] = A[i, 0:16] + x16(1)``
 
-        Attachments: a stage cannot be computed inside a vectorized loop (its loops would
-        have to become lanes too): vectorizing a loop that has stages attached raises
-        ``ScheduleError``, and so does a later ``compute_at`` there. The lane limit is checked
-        here for an output stage and for other stages at lowering, on the extent after bound
-        inference (``compute_at`` of a cache stage shrinks it to the tile).
+        Attachments: unchanged (a stage computed at ``j`` is computed once per lane). The lane
+        limit is checked here for an output stage and for other stages at lowering, on the
+        extent after bound inference (``compute_at`` of a cache stage shrinks it to the tile).
         """
         iv = self._leaf(axis, "vectorize")
         if iv.kind == "reduce":
@@ -311,11 +310,6 @@ class Stage:
         if iv.extent > MAX_LANES and self._extent_is_final():
             self.fail(f"vectorize of loop {iv.name} with {iv.extent} lanes (> {MAX_LANES}); "
                       f"split it to the vector width first")
-        here = [st.name for st in self.schedule.stages if st.attach_type == "scope"
-                and st.attach_stage is self and st.attach_ivar is iv]
-        if here:
-            self.fail(f"vectorize of loop {iv.name}: stage {', '.join(here)} is computed at "
-                      f"it; attach it at an outer loop first")
         self._annotate(iv, "vectorized")
 
     def parallel(self, axis: IterVar) -> None:
@@ -341,7 +335,7 @@ class Stage:
         Before: ``for c in range(16): for k in range(16): acc[k] += x[c] * w[k, c]``
         After: ``spatial_for c in (16): spatial_for k in (16): ...`` (one GEMM-unit step)
 
-        Attachments: unchanged; as for ``vectorize``, none may sit at a spatial loop.
+        Attachments: unchanged.
         """
         iv = self._leaf(axis, "spatial_for")
         pos = self.leaf_iter_vars.index(iv)
@@ -450,10 +444,6 @@ class Stage:
         if self.schedule._inside(parent, self):
             self.fail(f"compute_at into {parent.name}: {parent.name} is itself computed inside "
                       f"{self.name} (cycle)")
-        if parent.annotations.get(ivar) in ("vectorized", "spatial"):
-            parent.fail(f"compute_at({self.name} -> {parent.name}): loop {ivar.name} is "
-                        f"{parent.annotations[ivar]}; a stage cannot be computed inside "
-                        f"SIMD lanes, attach it at an outer loop")
         self.attach_type, self.attach_stage, self.attach_ivar = "scope", parent, ivar
         self.attach_history = []
 
