@@ -300,3 +300,20 @@ def test_random_attachments_build_right_or_fail_cleanly(data):
     except TileTuneError:
         return
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_argument_computed_at_a_loop_is_written_in_place(rng):
+    """As in TVM: an attached stage that is also a kernel argument fills the argument."""
+    A = tt.placeholder((37,), "float32", name="A")
+    B = tt.compute((37,), lambda i: A[i] + 1.0, name="B")
+    C = tt.compute((37,), lambda i: B[i] * 2.0, name="C")
+    s = tt.create_schedule(C.op)
+    s[B].compute_at(s[C], C.op.axis[0])
+    s[C].split(C.op.axis[0], factor=8)  # 37 = 4 * 8 + 5: the last tile overshoots
+    text = str(tt.lower(s, [A, B, C]))
+    assert "  # B computed at loop i.outer of C (moved: split i -> i.outer)" in text
+    a = rng.random(37, "float32")
+    b, c = np.zeros(37, "float32"), np.zeros(37, "float32")
+    tt.build(s, [A, B, C], opt_level=1)(a, b, c)
+    np.testing.assert_allclose(b, a + 1, rtol=1e-6)
+    np.testing.assert_allclose(c, (a + 1) * 2, rtol=1e-6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tiletune.compiler.bounds import LeafMap, Region, absolute_values, outer_ranges
 from tiletune.compiler.interval import Interval, bound
-from tiletune.errors import LoweringError, ScheduleError
+from tiletune.errors import LoweringError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Expr, Load, Reduce, TensorRead, as_expr, const
 from tiletune.ir.functor import Rewriter, collect, substitute
@@ -62,12 +62,13 @@ class NestBuilder:
         self.sch, self.bodies, self.regions, self.maps = sch, bodies, regions, maps
         self.arg_buffers = arg_buffers  # Operation -> Buffer (placeholders and args)
         self.stage_buffers: dict[Stage, Buffer] = {}
+        # kernel arguments computed at a loop: each attach point writes its region into the
+        # whole argument buffer, at absolute indices (as TVM does)
+        self.in_place: set[Stage] = set()
         for st, reg in regions.items():
             if st.origin_op in arg_buffers:
                 if st.attach_type != "root":
-                    raise ScheduleError(f"stage {st.name} is a kernel argument, so it must be "
-                                        f"computed at the root, not at a loop of "
-                                        f"{st.attach_stage.name}")
+                    self.in_place.add(st)
                 self.stage_buffers[st] = arg_buffers[st.origin_op]
             else:
                 self.stage_buffers[st] = Buffer(st.name, st.op.dtype, tuple(reg.extents),
@@ -87,6 +88,8 @@ class NestBuilder:
             return buf, [const(0, "int64")] * tensor.ndim
         if st.attach_type == "inline":
             raise LoweringError(f"inlined stage {st.name} read as a buffer")
+        if st in self.in_place:
+            return self.stage_buffers[st], [const(0, "int64")] * tensor.ndim
         return self.stage_buffers[st], self.regions[st].mins
 
     # ----------------------------------------------------------------- one stage
@@ -97,11 +100,15 @@ class NestBuilder:
         body = _Reads(self).visit(body)
         buf = self.stage_buffers[st]
         idx = tuple(lm.values[a] for a in st.op.axis)
+        if st in self.in_place:
+            idx = tuple(absval[a.var] for a in st.op.axis)
         guards = list(lm.guards)
-        if st.attach_type == "scope" and not self._reads_in_bounds(st, body):
+        if st.attach_type == "scope" and (st in self.in_place
+                                          or not self._reads_in_bounds(st, body)):
             # the region may overshoot the tensor: skip points outside it (their reads
-            # could leave their buffers); when every read provably stays inside, the extra
-            # points are computed into the local region harmlessly and no guard is needed
+            # could leave their buffers, and an argument buffer's writes would); when every
+            # read provably stays inside, the extra points are computed into the local
+            # region harmlessly and no guard is needed
             for a in st.op.axis:
                 v = absval[a.var]
                 guards.append(((v >= 0) & (v < a.extent), a))
@@ -155,7 +162,8 @@ class NestBuilder:
         nests = [self.stage_nest(s) for s in order]
         out = seq(*nests, body)
         for s in reversed(order):
-            out = Allocate(self.stage_buffers[s], out)
+            if s not in self.in_place:
+                out = Allocate(self.stage_buffers[s], out)
         return out
 
     # ----------------------------------------------------------------- whole program

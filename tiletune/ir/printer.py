@@ -146,6 +146,11 @@ def func_str(f: PrimFunc) -> str:
     saved = _NAMES, _NOTES
     _NAMES, _NOTES = unique_names(f.body), dict(f.attrs.get("attachments", {}))
     try:
-        return f"def {f.name}({params}):\n{stmt_str(f.body, 1)}\n"
+        from tiletune.ir.functor import collect
+        allocated = {a.buffer.name for a in collect(f.body, lambda n: isinstance(n, Allocate))}
+        # attached stages with no buffer of their own (kernel arguments written in place)
+        head = "".join(f"  # {note}\n" for name, note in _NOTES.items()
+                       if name not in allocated)
+        return f"def {f.name}({params}):\n{head}{stmt_str(f.body, 1)}\n"
     finally:
         _NAMES, _NOTES = saved

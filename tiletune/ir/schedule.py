@@ -21,9 +21,11 @@ from tiletune.ir.tensor import ComputeOp, IterVar, Operation, PlaceholderOp, Ten
 
 ANNOTATIONS = ("unrolled", "vectorized", "parallel", "spatial", "virtual_thread")
 
-#: Memory scopes of a stage's buffer: host memory, registers/stack, and the VTA accelerator's
-#: on-chip input, weight and accumulator SRAMs (see ``Stage.set_scope``).
-SCOPES = ("global", "local", "vta.inp", "vta.wgt", "vta.acc")
+#: Memory scopes of a stage's buffer: host memory, registers/stack, memory shared by a block
+#: of threads (TVM's GPU "shared"; on a CPU an ordinary buffer, placed on the stack or heap by
+#: size like "global"), and the VTA accelerator's on-chip input, weight and accumulator SRAMs
+#: (see ``Stage.set_scope``).
+SCOPES = ("global", "local", "shared", "vta.inp", "vta.wgt", "vta.acc")
 MAX_VIRTUAL_THREADS = 16
 MAX_LANES = 256  # vectorize: widest loop accepted (split to the vector width first)
 MAX_UNROLL = 4096  # unroll: longest loop accepted
