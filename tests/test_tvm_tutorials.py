@@ -233,6 +233,26 @@ def test_reduction_split_row_sum():
     check_1d(s, A, B, lambda a: a.sum(axis=1))
 
 
+@pytest.mark.parametrize("part", ["rfactor", "cross_thread"])
+def test_reduction_rfactor(part):
+    n, m = 70, 45  # te.var("n"), te.var("m"): symbolic shapes unsupported
+    A = tt.placeholder((n, m), name="A")
+    k = tt.reduce_axis((0, m), "k")
+    B = tt.compute((n,), lambda i: tt.sum(A[i, k], axis=k), name="B")
+    s = tt.create_schedule(B.op)
+    ko, ki = s[B].split(B.op.reduce_axis[0], factor=16)
+    BF = s.rfactor(B, ki)
+    print(tt.lower(s, [A, B], simple_mode=True))
+    print(s[B].op.body)
+    if part == "cross_thread":
+        xo, xi = s[B].split(s[B].op.axis[0], factor=32)
+        # s[B].bind(xo, te.thread_axis("blockIdx.x")) ... s[B].bind(s[B].op.reduce_axis[0], tx)
+        # and s[B].set_store_predicate(tx.var.equal(0)): GPU threads, no GPU target; the loops
+        # stay serial and the schedule's compute_at below is kept
+        s[BF].compute_at(s[B], s[B].op.reduce_axis[0])
+    check_1d(s, A, B, lambda a: a.sum(axis=1))
+
+
 def test_reduction_convolution_via_2d_reduction():
     n = 19  # te.var("n"): symbolic shapes unsupported
     Input = tt.placeholder((n, n), name="Input")

@@ -16,7 +16,7 @@ import networkx as nx
 
 from tiletune.errors import ScheduleError
 from tiletune.ir.attach import index_of, move_attachments, violations
-from tiletune.ir.expr import TensorRead, Var
+from tiletune.ir.expr import Var
 from tiletune.ir.tensor import ComputeOp, IterVar, Operation, PlaceholderOp, Tensor
 
 ANNOTATIONS = ("unrolled", "vectorized", "parallel", "spatial", "virtual_thread")
@@ -585,31 +585,8 @@ class Schedule:
         they move to the matching loop of ``CL`` (``i`` -> ``i.c``, ``k`` -> ``k``); their
         relative order is kept, so the move is always legal.
         """
-        if scope not in ("local", "global"):
-            raise ScheduleError(f"cache_write scope must be 'local' or 'global', got {scope!r}")
-        st = self[tensor]
-        if st.relations or st.annotations or st.attach_type != "root":
-            st.fail(f"cache_write of {st.name} must come before any other primitive on it")
-        old = st.op
-        axes = tuple(IterVar(Var(a.name + ".c"), a.lo, a.extent, "data") for a in old.axis)
-        from tiletune.ir.functor import substitute
-        body = substitute(old.body, {a.var: b.var for a, b in zip(old.axis, axes)})
-        cache_op = ComputeOp(f"{old.name}.{scope}", axes, body, old.tag, old.attrs)
-        copy_body = TensorRead(cache_op.output(), tuple(a.var for a in old.axis))
-        new_op = ComputeOp(old.name, old.axis, copy_body, old.tag, old.attrs)
-        cache_stage = Stage(cache_op, self)
-        cache_stage.scope = scope
-        old_loops = list(st.leaf_iter_vars)
-        st.op = new_op
-        st._reset_loops()
-        self.stage_map[new_op] = st
-        self.stage_map[cache_op] = cache_stage
-        self.stages.insert(self.stages.index(st), cache_stage)
-        matching = dict(zip(map(id, old.axis), axes))
-        for iv in old_loops:
-            move_attachments(self, st, iv, cache_stage, matching.get(id(iv), iv),
-                             "cache_write")
-        return cache_op.output()
+        from tiletune.ir.dataflow import cache_write
+        return cache_write(self, tensor, scope)
 
 
     def cache_read(self, tensor: Tensor, scope: str, readers: Iterable[Any]) -> Tensor:
@@ -630,62 +607,28 @@ class Schedule:
         ``tensor``'s own stage is computed at a loop, the copy is computed at that same loop
         (just after it), where all of its readers already run.
         """
-        if not isinstance(tensor, Tensor):
-            raise ScheduleError(f"cache_read takes a tensor, got {tensor!r}")
-        if scope not in SCOPES or scope == "global":
-            raise ScheduleError(f"cache_read: scope must be one of "
-                                f"{', '.join(x for x in SCOPES if x != 'global')}, got {scope!r}")
-        if isinstance(readers, (Tensor, Stage)):
-            readers = [readers]
-        stages: list[Stage] = []
-        for r in readers:
-            st = r if isinstance(r, Stage) else self[r] if isinstance(r, Tensor) else None
-            if st is None or st.schedule is not self:
-                raise ScheduleError(f"cache_read readers must be tensors or stages of this "
-                                    f"schedule, got {r!r}")
-            if not any(t.op is tensor.op for t in st.op.input_tensors):
-                readers_now = ", ".join(s.name for s in self.stages if any(
-                    t.op is tensor.op for t in s.op.input_tensors)) or "none"
-                st.fail(f"cache_read({tensor.name}): stage {st.name} does not read "
-                        f"{tensor.name} (its readers: {readers_now})")
-            if st not in stages:
-                stages.append(st)
-        if not stages:
-            raise ScheduleError(f"cache_read({tensor.name}) needs at least one reader")
-        names = {s.name for s in self.stages}
-        name, k = f"{tensor.name}.{scope}", 1
-        while name in names:
-            name, k = f"{tensor.name}.{scope}{k}", k + 1
-        axes = tuple(IterVar(Var(f"ax{d}"), 0, n, "data") for d, n in enumerate(tensor.shape))
-        cache_op = ComputeOp(name, axes, TensorRead(tensor, tuple(a.var for a in axes)))
-        cache = cache_op.output()
-        from tiletune.ir.functor import Rewriter
+        from tiletune.ir.dataflow import cache_read
+        return cache_read(self, tensor, scope, readers)
 
-        class _Redirect(Rewriter):
-            def visit_TensorRead(self, e: TensorRead) -> Any:
-                idx = tuple(self.visit(i) for i in e.indices)
-                if e.tensor.op is tensor.op:
-                    return TensorRead(cache, idx)
-                return e if all(a is b for a, b in zip(idx, e.indices)) else TensorRead(
-                    e.tensor, idx)
+    def rfactor(self, tensor: Tensor, axis: IterVar, factor_axis: int = 0) -> Tensor:
+        """Factor a reduction: partial results over reduce loop ``axis`` go to a new stage.
 
-        for st in stages:
-            old = st.op
-            new_op = ComputeOp(old.name, old.axis, _Redirect().visit(old.body), old.tag,
-                               old.attrs)
-            st.op = new_op
-            self.stage_map[new_op] = st
-        cache_stage = Stage(cache_op, self)
-        cache_stage.scope = scope
-        self.stage_map[cache_op] = cache_stage
-        self.stages.insert(min(self.stages.index(st) for st in stages), cache_stage)
-        source = self.stage_map.get(tensor.op)
-        if source is not None and source.attach_type == "scope":
-            cache_stage.attach_type = "scope"
-            cache_stage.attach_stage, cache_stage.attach_ivar = (source.attach_stage,
-                                                                 source.attach_ivar)
-            cache_stage.attach_history = [f"cache_read: at the loop of {source.name}"]
-        return cache
+        Before (``ko, ki = s[B].split(k, factor=16)``)::
+
+            for i: for ko: for ki: B[i] += A[i, ko*16 + ki]
+        After ``BF = s.rfactor(B, ki)``::
+
+            for ki.v: for i: for ko: B.rf[ki.v, i] += A[i, ko*16 + ki.v]
+            for i: for ki.v: B[i] += B.rf[ki.v, i]
+        ``factor_axis`` is where the factored axis goes among ``B.rf``'s axes (first by
+        default). ``B.rf``'s data loops (the factored one included) can then be parallelized
+        or vectorized. Only splits of reduce loops may precede it (``B``'s loops are rebuilt).
+
+        Attachments: stages computed at ``B``'s loops read ``B.rf`` now and move to its
+        matching loops (``ki`` -> ``ki.v``, other reduce loops to their copies).
+        """
+        from tiletune.ir.dataflow import rfactor
+        return rfactor(self, tensor, axis, factor_axis)
 
 
 def _topo_ops(outputs: list[Operation]) -> list[Operation]:
