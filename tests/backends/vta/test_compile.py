@@ -268,8 +268,8 @@ def test_new_primitives_check_their_arguments():
     C = tt.compute((4, 32), lambda i, j: A[i, j] + 1, name="C")
     D = tt.compute((4, 32), lambda i, j: C[i, j] * 2, name="D")
     s = tt.create_schedule(D)
-    with pytest.raises(ScheduleError, match="unknown scope 'shared'"):
-        s[C].set_scope("shared")
+    with pytest.raises(ScheduleError, match="unknown scope 'texture'"):
+        s[C].set_scope("texture")
     with pytest.raises(ScheduleError, match="outputs live in global memory"):
         s[D].set_scope("vta.acc")
     with pytest.raises(ScheduleError, match=r"stage D does not read A \(its readers: C\)"):
