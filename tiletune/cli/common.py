@@ -9,6 +9,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from tiletune.errors import TileTuneError
+from tiletune.report.schedule_code import kernel_name  # noqa: F401 - used by the verbs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -191,10 +192,3 @@ def tune_command(wl: Workload, records: str | None) -> str:
            else f"--op {wl.op} --shape {','.join(map(str, wl.shape))}")
     target = f" --target {wl.target}" if wl.target != "llvm" else ""
     return f"tiletune tune {sel}{target}" + (f" --records {records}" if records else "")
-
-
-def kernel_name(name: str) -> str:
-    """A symbol-safe kernel name from a workload name (``resnet18:3`` -> ``resnet18_3``)."""
-    import re
-
-    return re.sub(r"\W+", "_", name).strip("_") or "kernel"
