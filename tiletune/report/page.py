@@ -23,7 +23,7 @@ h3{margin-bottom:.3em} .meta{color:#555;font-size:.9em}
 table{border-collapse:collapse;font-size:.88em;margin:.6em 0}
 th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right}
 th{background:#f3f3f3} td.l,th.l{text-align:left}
-.plots{display:flex;flex-wrap:wrap;gap:1em} figure.plot{margin:0}
+.plots{display:flex;flex-wrap:wrap;gap:1em} figure.plot{margin:0;flex:1 1 540px;max-width:640px}
 figure.plot svg{max-width:100%;height:auto}
 pre{background:#f7f7f7;border:1px solid #e3e3e3;padding:.7em;overflow-x:auto;font-size:.82em}
 .warn{color:#a15c00}

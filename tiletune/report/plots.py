@@ -65,6 +65,8 @@ def _default_line(ax: Any, w: WorkloadReport) -> None:
 def trials_plot(w: WorkloadReport, peak: float | None) -> Figure:
     """Best-so-far against trials per tuner, every trial's GFLOP/s as a scatter, failures
     as red crosses on the axis."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure()
     ax = fig.add_subplot()
     failed_x: list[int] = []
@@ -74,14 +76,15 @@ def trials_plot(w: WorkloadReport, peak: float | None) -> Figure:
         if ok:
             ax.scatter([t for t, _ in ok], [g for _, g in ok], s=9, alpha=0.45, color=color,
                        linewidths=0)
-        ax.step(c.trials, c.best, where="post", color=color, linewidth=1.8,
-                label=f"{c.label}: best {max(c.best, default=0):.1f}")
+        ax.step(c.trials, c.best, where="post", color=color, linewidth=1.8, marker="o",
+                markersize=2.5, label=f"{c.label}: best {max(c.best, default=0):.1f}")
         failed_x += [t for t, g in zip(c.trials, c.gflops) if g is None]
     if failed_x:
         ax.scatter(failed_x, [0] * len(failed_x), marker="x", s=18, color=FAIL_COLOR,
                    label=f"failed trials ({len(failed_x)})", clip_on=False)
     _default_line(ax, w)
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
     _gflops_axis(ax, w, peak)
     ax.set_title(f"{w.name}: best so far and every trial", fontsize=10)
