@@ -35,12 +35,22 @@ def global_options() -> argparse.ArgumentParser:
     return p
 
 
+OP_ALIASES = {"matmul": "dense"}  # TVM / tvmc names of our operators
+
+
+def op_name(text: str) -> str:
+    """``--op``'s value with aliases resolved (``matmul`` -> ``dense``)."""
+    return OP_ALIASES.get(text, text)
+
+
 def add_workload_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--op/--shape`` or ``--workload``, plus ``--target``."""
     from tiletune.tuner.workloads import OPS, PRESETS, TARGETS
 
     g = p.add_argument_group("workload (--op with --shape, or --workload)")
-    g.add_argument("--op", choices=list(OPS), help="operator")
+    g.add_argument("--op", choices=list(OPS), type=op_name,
+                   help="operator (" + ", ".join(f"{a} = {o}" for a, o in OP_ALIASES.items())
+                   + ")")
     shapes = "; ".join(f"{n}: {','.join(s.dims)}" for n, s in OPS.items())
     g.add_argument("--shape", help=f"comma-separated sizes ({shapes}; stride and pad "
                    "default to 1 and 0)")
