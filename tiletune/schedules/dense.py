@@ -172,5 +172,8 @@ def _schedule_blocked(s, C, cfg: Mapping[str, Any], lanes: int) -> None:
 
 
 def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense"):
+    """Compile the template (``cfg`` None: tuned inside ``apply_history_best``, else the
+    heuristic default); ``f.config`` is the config used."""
+    cfg = dispatch.resolve(w, cfg, default_config)
     s, args = schedule(w, cfg)
-    return tt.build(s, args, name=name)
+    return dispatch.with_config(tt.build(s, args, name=name), cfg)
