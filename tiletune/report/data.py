@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ NOT_SEARCH = ("default", "confirm")  # record tuners that are not search trials
 class Curve:
     """One search run on one workload: every trial in measuring order.
 
-    ``gflops[i]`` is trial i's throughput (None: it failed, ``errors[i]`` says how),
+    ``gflops[i]`` is trial i's GFLOP/s (calls/s when the workload's flop count is unknown;
+    None: it failed, ``errors[i]`` says how),
     ``best[i]`` the best throughput of trials 1..i (0 before the first success), and
     ``elapsed[i]`` the wall time in seconds from the start of the run to the end of trial i
     (the first trial's own build + run time counts; timestamps are per measured batch).
@@ -89,9 +91,14 @@ class WorkloadReport:
         return None
 
     @property
+    def unit(self) -> str:
+        """What ``*_gflops`` hold: GFLOP/s, or calls/s for a template of unknown flops."""
+        return "GFLOP/s" if self.flop else "calls/s"
+
+    @property
     def slug(self) -> str:
         text = self.name if self.target == "llvm" else f"{self.name}-{self.target}"
-        return "".join(c if c.isalnum() else "-" for c in text).strip("-") or "workload"
+        return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "workload"
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "name": self.name, "target": self.target,
@@ -145,8 +152,7 @@ def curves_of(records: Sequence[Record], flop: float) -> list[Curve]:
         c = Curve(tuner, seed)
         best = 0.0
         for n, r in enumerate(recs, start=1):
-            cost = record_cost(r)
-            g = flop / cost / 1e9 if math.isfinite(cost) and flop else None
+            g = speed(record_cost(r), flop)
             if g is not None:
                 best = max(best, g)
             c.trials.append(n)
@@ -156,6 +162,13 @@ def curves_of(records: Sequence[Record], flop: float) -> list[Curve]:
             c.errors.append(r.get("error"))
         curves.append(c)
     return sorted(curves, key=lambda c: (c.tuner, -1 if c.seed is None else c.seed))
+
+
+def speed(cost: float, flop: float) -> float | None:
+    """GFLOP/s (calls per second when the flop count is unknown); None for a failure."""
+    if not math.isfinite(cost) or cost <= 0:
+        return None
+    return flop / cost / 1e9 if flop else 1.0 / cost
 
 
 def default_config(records: Sequence[Record]) -> dict[str, Any] | None:
@@ -180,7 +193,7 @@ def workload_report(records: Sequence[Record], peak: float | None,
     dcosts = [record_cost(r) for r in ok if dcfg is not None and r["config"] == dcfg]
 
     def gflops(cost: float | None) -> float | None:
-        return flop / cost / 1e9 if cost and flop and math.isfinite(cost) else None
+        return None if cost is None else speed(cost, flop)
 
     threads = next((int(r["threads"]) for r in records if r.get("threads")), None)
     w = WorkloadReport(
@@ -198,7 +211,7 @@ def workload_report(records: Sequence[Record], peak: float | None,
             if dcfg is not None:
                 u["default"] = utilization(task, dcfg)
             w.gemm_utilization = {k: v for k, v in u.items() if v is not None} or None
-    elif peak and w.best_gflops:
+    elif peak and w.best_gflops and flop:
         w.peak_fraction = w.best_gflops / (peak * (threads or 1))
     if best is not None:
         try:

@@ -71,9 +71,10 @@ def _summary_table(data: ReportData) -> Iterator[str]:
         else:
             eff = _f(w.peak_fraction, "{:.0%}")
         tuners = ", ".join(sorted({c.tuner for c in w.curves})) or "-"
+        unit = "" if w.flop else " calls/s"
         yield (f'<tr><td class=l><a href="#{_e(w.slug)}">{_e(w.name)}</a></td>'
                f"<td class=l>{_e(w.target)}</td><td>{w.records}</td><td class=l>{_e(tuners)}"
-               f"</td><td>{_f(w.default_gflops)}</td><td>{_f(w.best_gflops)}</td>"
+               f"</td><td>{_f(w.default_gflops)}{unit}</td><td>{_f(w.best_gflops)}{unit}</td>"
                f"<td>{_f(w.best_ms, '{:.4f}')}</td><td>{_f(w.speedup, '{:.2f}x')}</td>"
                f"<td>{eff}</td><td class=l>{_e(_failures(w.failures))}</td></tr>")
     yield "</table>"
@@ -95,7 +96,7 @@ def _workload(w: WorkloadReport, data: ReportData, page: Page) -> Iterator[str]:
         yield "</div>"
     else:
         yield "<p>No search trials (only default or confirmation measurements).</p>"
-    yield "<table><tr><th class=l></th><th>GFLOP/s</th>"
+    yield f"<table><tr><th class=l></th><th>{w.unit}</th>"
     util = w.gemm_utilization
     if util:
         yield "<th>GEMM utilisation</th>"
@@ -155,7 +156,7 @@ def render(data: ReportData, png_dir: str | Path | None = None,
     if data.workloads:
         out.append("<h2>Summary</h2>")
         out += _summary_table(data)
-        if any(w.best_gflops for w in data.workloads):
+        if any(w.best_gflops and w.flop for w in data.workloads):
             out.append(page.plot("summary", plots.summary_plot(data.workloads),
                                  "Heuristic default against the best config found."))
     for w in data.workloads:

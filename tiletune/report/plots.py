@@ -48,7 +48,7 @@ def png(fig: Figure, path: Path) -> None:
 
 
 def _gflops_axis(ax: Any, w: WorkloadReport, peak: float | None) -> None:
-    ax.set_ylabel("GFLOP/s" if w.flop else "1 / cost")
+    ax.set_ylabel(w.unit)
     ax.grid(True, alpha=0.3)
     if peak and w.target != "vta" and w.flop:
         cap = peak * (w.threads or 1)
@@ -101,7 +101,7 @@ def time_plot(w: WorkloadReport) -> Figure:
                 label=c.label, marker=".", markersize=3)
     _default_line(ax, w)
     ax.set_xlabel("wall time since the run started (s)")
-    ax.set_ylabel("best GFLOP/s so far" if w.flop else "best 1 / cost so far")
+    ax.set_ylabel(f"best {w.unit} so far")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{w.name}: best so far against wall time", fontsize=10)
@@ -111,7 +111,7 @@ def time_plot(w: WorkloadReport) -> Figure:
 
 def summary_plot(workloads: Sequence[WorkloadReport]) -> Figure:
     """Heuristic default against best, one pair of bars per workload."""
-    ws = [w for w in workloads if w.best_gflops]
+    ws = [w for w in workloads if w.best_gflops and w.flop]
     fig = _figure(7.0, max(2.2, 0.42 * len(ws) + 1.2))
     ax = fig.add_subplot()
     ys = list(range(len(ws)))
