@@ -9,6 +9,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from tiletune.errors import TileTuneError
+from tiletune.report.schedule_code import kernel_name  # noqa: F401 - used by the verbs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,13 +35,23 @@ def global_options() -> argparse.ArgumentParser:
     return p
 
 
+OP_ALIASES = {"matmul": "dense"}  # TVM / tvmc names of our operators
+
+
+def op_name(text: str) -> str:
+    """``--op``'s value with aliases resolved (``matmul`` -> ``dense``)."""
+    return OP_ALIASES.get(text, text)
+
+
 def add_workload_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--op/--shape`` or ``--workload``, plus ``--target``."""
     from tiletune.tuner.session.workloads import OPS, PRESETS
     from tiletune.tuner.targets.registry import load_targets
 
     g = p.add_argument_group("workload (--op with --shape, or --workload)")
-    g.add_argument("--op", choices=list(OPS), help="operator")
+    g.add_argument("--op", choices=list(OPS), type=op_name,
+                   help="operator (" + ", ".join(f"{a} = {o}" for a, o in OP_ALIASES.items())
+                   + ")")
     shapes = "; ".join(f"{n}: {','.join(s.dims)}" for n, s in OPS.items())
     g.add_argument("--shape", help=f"comma-separated sizes ({shapes}; stride and pad "
                    "default to 1 and 0)")
@@ -188,10 +199,3 @@ def tune_command(wl: Workload, records: str | None) -> str:
            else f"--op {wl.op} --shape {','.join(map(str, wl.shape))}")
     target = f" --target {wl.target}" if wl.target != "llvm" else ""
     return f"tiletune tune {sel}{target}" + (f" --records {records}" if records else "")
-
-
-def kernel_name(name: str) -> str:
-    """A symbol-safe kernel name from a workload name (``resnet18:3`` -> ``resnet18_3``)."""
-    import re
-
-    return re.sub(r"\W+", "_", name).strip("_") or "kernel"

@@ -73,6 +73,11 @@ class Module:
         return self.info.outputs
 
     @property
+    def config(self) -> dict | None:
+        """The schedule config a library template built this kernel with (else None)."""
+        return self.info.extra.get("config")
+
+    @property
     def num_threads(self) -> int:
         return self._num_threads
 

@@ -211,9 +211,12 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None):
 
 
 def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "conv2d"):
-    """Compile the template; call as ``f(data, pack_weight(weight, cfg), out)``."""
+    """Compile the template; call as ``f(data, pack_weight(weight, f.config), out)``:
+    ``f.config`` is the config used (``cfg``, else the tuned one inside
+    ``apply_history_best``, else the heuristic default)."""
+    cfg = dispatch.resolve(w, cfg, default_config)
     s, args = schedule(w, cfg)
-    return tt.build(s, args, name=name)
+    return dispatch.with_config(tt.build(s, args, name=name), cfg)
 
 
 def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:

@@ -157,5 +157,8 @@ def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
 
 
 def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense"):
+    """Compile the template (``cfg`` None: tuned inside ``apply_history_best``, else the
+    heuristic default); ``f.config`` is the config used."""
+    cfg = dispatch.resolve(w, cfg, default_config)
     s, args = schedule(w, cfg)
-    return tt.build(s, args, name=name)
+    return dispatch.with_config(tt.build(s, args, name=name), cfg)

@@ -105,7 +105,8 @@ class VTAModule(Module):
                  outputs: set[str], ir: str, config: VTAConfig,
                  clock_hz: float = DEFAULT_CLOCK_HZ,
                  sram_usage: dict[str, int] | None = None) -> None:
-        self.program, self.config, self.clock_hz = program, config, clock_hz
+        #: the accelerator's hardware parameters (``config`` is the schedule config)
+        self.program, self.vta_config, self.clock_hz = program, config, clock_hz
         #: peak SRAM entries the program uses per scope ("vta.inp", "vta.wgt", "vta.acc")
         self.sram_usage = dict(sram_usage or {})
         self.arg_info = args
