@@ -1,7 +1,7 @@
 """Integer index arithmetic: constant values, linear forms and row-major flat indices.
 
 The one home of this arithmetic for the simplifier (``interval.Analyzer.linear``), the
-lowering passes (``passes/fold_indices.py``), the VTA backend (``backends/vta/evaluate.py``)
+lowering passes (``passes/fold_indices.py``, ``passes/flatten.py``), the VTA code generator
 and the tuner's features::
 
     const_value(e)                     -> value of a Const (or a Broadcast of one), else None

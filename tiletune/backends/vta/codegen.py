@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
-from tiletune.backends.vta.evaluate import Env, Grid, compile_expr
+from tiletune.backends.vta.evaluate import Env, ExprCompiler, Grid
 from tiletune.backends.vta.fold_uop_loops import fold_loops, plan_dma, restrict_to_box
 from tiletune.backends.vta.isa import AluOp, HardwareModule, MemType
 from tiletune.backends.vta.lower_vta import VTA_SCOPES, VTAFunc, element_shape
@@ -95,6 +95,7 @@ class CodeGen:
         self.vf, self.config, self.args = vf, config, args
         self.bases: dict[int, int] = {}  # on-chip buffer uid -> entry offset (this thread)
         self._plans: dict[int, tuple[Stmt, _NestPlan]] = {}
+        self.compile = ExprCompiler()
         c = config
         self.max_iter = (1 << c.loop_iter_width) - 1
         self.max_kernel = max(1, c.uop_depth // 8)
@@ -122,7 +123,7 @@ class CodeGen:
             self.bases[b.uid] = self.vf.plan.offsets[b.uid] + shift[b.scope]
             return self._stmt(s.body, env, shift)
         if isinstance(s, IfThenElse):
-            if bool(compile_expr(s.cond)(env)):
+            if bool(self.compile(s.cond)(env)):
                 return self._stmt(s.then, env, shift)
             return [] if s.else_ is None else self._stmt(s.else_, env, shift)
         if isinstance(s, For) and s.kind == "spatial" and isinstance(s.body, Seq):
@@ -144,9 +145,8 @@ class CodeGen:
             return out
         raise LoweringError(f"VTA codegen: unexpected statement {s!r}")
 
-    @staticmethod
-    def _int(e: Expr, env: Env) -> int:
-        return int(compile_expr(e)(env))
+    def _int(self, e: Expr, env: Env) -> int:
+        return int(self.compile(e)(env))
 
     # -- innermost nests ------------------------------------------------------------------
     def _nest(self, s: Stmt, env: Env) -> list[Op]:
@@ -214,8 +214,8 @@ class CodeGen:
             if _uses(c, uids):
                 raise VTAError(f"{what}: a condition depends on an element axis")
         grid = Grid([(v, n) for v, n in nest.loops if v.uid not in uids])
-        operands = [(ld.buffer, [compile_expr(e) for e in ld.indices[:-2]]) for ld in accesses]
-        plan = _NestPlan(kind, what, grid, [compile_expr(c) for c in nest.conds], operands)
+        operands = [(ld.buffer, [self.compile(e) for e in ld.indices[:-2]]) for ld in accesses]
+        plan = _NestPlan(kind, what, grid, [self.compile(c) for c in nest.conds], operands)
         forms = [flat_linear(ld.indices[:-2], ld.buffer.shape[:-2]) for ld in accesses]
         if all(f is not None for f in forms) and kind != "alu":
             plan.linear = [_split_form(f, grid) for f in forms]  # type: ignore[arg-type]
@@ -258,7 +258,7 @@ class CodeGen:
             raise VTAError(f"{what}: the padding condition depends on an element axis")
         plan = self._plan("load", nest, ev, [st, src], what)
         if cond is not None:  # entries where it fails become the DMA's zero padding
-            plan.zero_cond = compile_expr(cond)
+            plan.zero_cond = self.compile(cond)
         return plan
 
     def _store(self, nest: _Nest) -> _NestPlan:
