@@ -1,0 +1,4 @@
+"""Making networks cheaper: int8 quantization (calibration, QDQ import) and pruning."""
+from tiletune.compress import quantize
+
+__all__ = ["quantize"]
