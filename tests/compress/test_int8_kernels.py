@@ -136,3 +136,20 @@ def test_bad_workloads():
         idn.Int8DenseWorkload(1, 8, 10)
     with pytest.raises(ScheduleError, match="unknown int8 path"):
         ic.Int8Conv2dWorkload(1, 4, 8, 8, 8, 3, 3, path="sse")
+
+
+@pytest.mark.parametrize("name,args", [("int8_conv2d", (1, 16, 6, 6, 16, 3, 3, 1, 1)),
+                                       ("int8_dense", (4, 32, 64))])
+def test_tuner_templates_measure_correct_configs(name, args):
+    from tiletune.tuner import LocalMeasurer, MeasureOption, Task
+    task = Task(name, args)
+    assert len(task.space) > 1
+    with LocalMeasurer(task, MeasureOption(jobs=1, number=1, repeat=1, cutoff=None)) as m:
+        results = m(task.space.sample(3, rng=0))  # each output checked vs the reference
+        assert [r.error for r in results] == [None] * 3, [r.describe() for r in results]
+        assert np.asarray(m.expected[0]).dtype == np.uint8 or m.expected[0].max() > 0
+
+
+def test_doctor_names_the_int8_path():
+    from tiletune.cli.doctor import int8_check
+    assert int8_check().value.startswith(int8dot.best_path())

@@ -88,7 +88,8 @@ def _origin(fn: Template) -> tuple[str, str]:
 
 
 def _load_library() -> None:
-    from . import templates  # noqa: F401  (registers dense, conv2d_nchwc, depthwise_conv2d)
+    # registers dense, conv2d_nchwc, depthwise_conv2d; int8_conv2d, int8_dense
+    from . import compress_templates, templates  # noqa: F401
 
 
 def get_template(name: str) -> Template:
