@@ -1,4 +1,5 @@
-"""Post-training quantization: calibration, quantization parameters, QDQ import."""
+"""Post-training quantization: calibration, quantization parameters, quantized layers and
+the QDQ importer."""
 from tiletune.compress.quantize.calibrate import (
     METHODS,
     Observer,
@@ -7,6 +8,8 @@ from tiletune.compress.quantize.calibrate import (
     kl_divergence_at,
     kl_threshold,
 )
+from tiletune.compress.quantize.layer import QuantizedLayer, quantize_layer
+from tiletune.compress.quantize.qdq import QDQModel, read_qdq
 from tiletune.compress.quantize.qparams import (
     QParams,
     activation_qparams,
@@ -14,5 +17,6 @@ from tiletune.compress.quantize.qparams import (
     quantize_weight,
 )
 
-__all__ = ["METHODS", "Observer", "QParams", "Range", "activation_qparams", "calibrate",
-           "kl_divergence_at", "kl_threshold", "quantize_bias", "quantize_weight"]
+__all__ = ["METHODS", "Observer", "QDQModel", "QParams", "QuantizedLayer", "Range",
+           "activation_qparams", "calibrate", "kl_divergence_at", "kl_threshold",
+           "quantize_bias", "quantize_layer", "quantize_weight", "read_qdq"]
