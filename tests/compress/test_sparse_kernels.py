@@ -26,8 +26,8 @@ def test_sparse_conv_equals_dense(fmt, block, gran, C, H, K, R, stride, pad):
     np.testing.assert_allclose(layer(x), conv2d.reference(x, wp, stride, pad), atol=1e-4)
 
 
-@pytest.mark.parametrize("cfg", [{"vw": 4, "tile": 3, "parallel": False},
-                                 {"vw": 4, "tile": 1, "parallel": True}])
+@pytest.mark.parametrize("cfg", [{"vw": 4, "tile": 3, "order": "k_oh", "parallel": False},
+                                 {"vw": 4, "tile": 1, "order": "oh_k", "parallel": True}])
 def test_csr_configs(cfg):
     wp = prune({"w": RNG.standard_normal((8, 8, 3, 3))}, 0.9).weights["w"].astype(np.float32)
     x = RNG.standard_normal((2, 8, 7, 7)).astype(np.float32)
@@ -72,4 +72,4 @@ def test_bad_input():
     with pytest.raises(ArgumentError, match="input must be"):
         layer(np.ones((1, 4, 6, 6), np.float32))
     with pytest.raises(ScheduleError, match="knob"):
-        sc.build(layer.workload, {"vw": 3, "tile": 1, "parallel": True})
+        sc.build(layer.workload, {"vw": 3, "tile": 1, "order": "oh_k", "parallel": True})

@@ -41,6 +41,7 @@ from tiletune.schedules.machine import host_machine
 from tiletune.schedules.sparse_format import BSR, CSR, offsets, to_bsr, to_csr
 
 FORMATS = ("csr", "bsr")
+ORDERS = ("oh_k", "k_oh")  # output rows outside the channel rows, or inside
 I64 = "int64"
 
 
@@ -91,9 +92,9 @@ def space(w: SparseConv2dWorkload) -> dict[str, list[Any]]:
     lanes = host_machine().vector_lanes
     if w.fmt == "csr":
         return {"vw": sorted({4, lanes}), "tile": [1, 2, 3, 4, 6],
-                "parallel": [True, False]}
+                "order": list(ORDERS), "parallel": [True, False]}
     return {"tile": [t for t in (1, 2, 3, 4, 6, 8, 12) if t <= max(w.OW, 1) * 2],
-            "parallel": [True, False]}
+            "order": list(ORDERS), "parallel": [True, False]}
 
 
 def is_valid(w: SparseConv2dWorkload, cfg: Mapping[str, Any]) -> bool:
@@ -111,10 +112,11 @@ def default_config(w: SparseConv2dWorkload) -> dict[str, Any]:
         vw = lanes if w.OW >= lanes else 4
         tiles = [t for t in space(w)["tile"] if t * vw <= max(w.OW, vw)]
         return {"vw": vw, "tile": min(tiles, key=lambda t: _tile_cost(w.OW, t, vw)),
-                "parallel": True}
+                "order": "oh_k", "parallel": True}
     per = -(-w.block // lanes)
     tiles = [t for t in space(w)["tile"] if t * per <= host_machine().accumulator_budget - 2]
-    return {"tile": min(tiles, key=lambda t: _tile_cost(w.OW, t, 1)), "parallel": True}
+    return {"tile": min(tiles, key=lambda t: _tile_cost(w.OW, t, 1)), "order": "oh_k",
+            "parallel": True}
 
 
 def _tile_cost(ow: int, tile: int, vw: int) -> float:
@@ -165,6 +167,7 @@ def build_func(w: SparseConv2dWorkload, cfg: Mapping[str, Any], name: str) -> Pr
     vw = cfg["vw"] if w.fmt == "csr" else bo
     acc = Buffer("acc", "float32", (tile * vw,), "local")
     nr, oh, owo, j, t, lane = (Var(x, I64) for x in ("nr", "oh", "owo", "j", "t", "l"))
+    r_var = Var("r", I64)
     n, r = Binary("floordiv", nr, _c(rows)), Binary("floormod", nr, _c(rows))
     slot = _add(_mul(t, _c(vw)), lane)
     zero = For(t, _c(0), _c(tile), "unrolled", For(lane, _c(0), _c(vw), "vectorized",
@@ -195,9 +198,21 @@ def build_func(w: SparseConv2dWorkload, cfg: Mapping[str, Any], name: str) -> Pr
     step = tile * vw if w.fmt == "csr" else tile
     inner = For(owo, _c(0), _c(owp // step), "serial",
                 Allocate(acc, seq(zero, body_j, store)))
-    nest = For(nr, _c(0), _c(w.N * rows), "parallel" if cfg["parallel"] else "serial",
-               For(oh, _c(0), _c(w.OH), "serial", inner))
+    kind = "parallel" if cfg["parallel"] else "serial"
+    if cfg.get("order", "k_oh") == "k_oh":
+        nest = For(nr, _c(0), _c(w.N * rows), kind, For(oh, _c(0), _c(w.OH), "serial", inner))
+    else:  # output rows outside: one row's input stays in cache while every channel reads it
+        noh = Var("noh", I64)
+        body = For(r_var, _c(0), _c(rows), "serial", inner)
+        body = _subst(body, {nr: _add(_mul(Binary("floordiv", noh, _c(w.OH)), _c(rows)), r_var),
+                             oh: Binary("floormod", noh, _c(w.OH))})
+        nest = For(noh, _c(0), _c(w.N * w.OH), kind, body)
     return PrimFunc(name, (data, row_ptr, offs, vals, out), nest, {"outputs": ("out",)})
+
+
+def _subst(stmt, mapping):
+    from tiletune.ir.functor import substitute
+    return substitute(stmt, mapping)
 
 
 def _check(w: SparseConv2dWorkload, cfg: Mapping[str, Any]) -> None:
