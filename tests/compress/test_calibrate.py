@@ -113,3 +113,11 @@ def test_per_channel_symmetric_weights():
     assert np.all(err <= s.reshape(-1, 1, 1, 1) / 2 + 1e-12)
     b = quantize_bias(np.array([0.5] * 8), 0.01, s)
     assert b.dtype == np.int32 and b[0] == round(0.5 / (0.01 * s[0]))
+
+
+def test_kl_ignores_the_zero_spike_of_relu_outputs():
+    rng = np.random.default_rng(6)
+    x = np.maximum(rng.standard_normal(200_000), 0.0)  # half exact zeros
+    r = calibrate(_batches(x), "kl")
+    assert 3.0 < r.hi <= x.max()  # a 3-4 sigma clip, as on the half-normal alone
+    assert calibrate([np.zeros(10)], "kl").hi > 0  # all zeros: a valid (tiny) range

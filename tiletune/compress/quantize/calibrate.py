@@ -1,8 +1,10 @@
 """Activation ranges from calibration data: min/max, percentile and KL divergence.
 
 Statistics stream over batches (never all activations in memory): the running min/max and
-a histogram of ``|x|`` over ``[0, top)`` whose range doubles when a batch exceeds it (pairs of
-bins merge, so the histogram stays exact at the coarser width). From it:
+a histogram of the non-zero ``|x|`` over ``[0, top)`` whose range doubles when a batch
+exceeds it (pairs of bins merge, so the histogram stays exact at the coarser width). Exact
+zeros (half of a ReLU output) are counted apart: they fit any threshold and would swamp
+KL's distributions. From it:
 
 * ``minmax``: the observed ``[min, max]``;
 * ``percentile``: ``|x|`` clipped at the given percentile of the histogram;
@@ -44,6 +46,7 @@ class Observer:
         self.top = 0.0  # histogram covers |x| in [0, top)
         self.lo, self.hi = np.inf, -np.inf
         self.count = 0
+        self.zeros = 0  # exact zeros, kept out of the histogram
 
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x)
@@ -61,9 +64,11 @@ class Observer:
             self.hist = np.concatenate([self.hist.reshape(-1, 2).sum(axis=1),
                                         np.zeros(self.bins // 2, np.int64)])
             self.top *= 2
-        idx = np.minimum((a * (self.bins / self.top)).astype(np.int64), self.bins - 1)
+        nz = a[a != 0]  # exact zeros (ReLU outputs, padding) fit any threshold: not in P
+        idx = np.minimum((nz * (self.bins / self.top)).astype(np.int64), self.bins - 1)
         self.hist += np.bincount(idx, minlength=self.bins)
         self.count += x.size
+        self.zeros += x.size - nz.size
 
     @property
     def bin_width(self) -> float:
@@ -81,10 +86,12 @@ class Observer:
         if method == "percentile":
             if not 0 < percentile <= 100:
                 raise CompressError(f"percentile must be in (0, 100], got {percentile}")
-            cdf = np.cumsum(self.hist) / self.count
+            cdf = (self.zeros + np.cumsum(self.hist)) / self.count
             i = int(np.searchsorted(cdf, percentile / 100.0))
             return min((i + 1) * self.bin_width, max(abs(self.lo), abs(self.hi)))
         if method == "kl":
+            if self.zeros == self.count:
+                return 0.0
             return kl_threshold(self.hist, levels) * self.bin_width
         raise CompressError(f"unknown calibration method {method!r}; use one of {METHODS}")
 
