@@ -73,3 +73,13 @@ def test_bad_input():
         layer(np.ones((1, 4, 6, 6), np.float32))
     with pytest.raises(ScheduleError, match="knob"):
         sc.build(layer.workload, {"vw": 3, "tile": 1, "order": "oh_k", "parallel": True})
+
+
+def test_select_conv_kernel_returns_the_fastest_measured():
+    from tiletune.tuner.sparse_select import select_conv_kernel
+    wp = prune({"w": RNG.standard_normal((16, 8, 3, 3))}, 0.9).weights["w"].astype(np.float32)
+    choice = select_conv_kernel(wp, (1, 8, 8, 8), 1, 1, configs=1, number=1, repeat=1)
+    kinds = {k for k, _, _ in choice.timings}
+    assert kinds == {"dense", "csr", "bsr"}
+    assert choice.seconds == min(t for _, _, t in choice.timings)
+    assert choice.kind in kinds
