@@ -6,8 +6,8 @@
 Per layer: the dense fp32 tiletune kernel (its heuristic default and the best of a seeded
 sweep of the conv2d templates, as ``conv2d_resnet18.py`` does), then CSR on unstructured
 (element) pruning and BSR on 16x1 block pruning (16 output channels of one input element)
-at each sparsity, every sparse kernel at the best of its (small) config space. Sparse times
-include padding the input (the dense kernel pads inside). Break-even: the sparsity where
+at each sparsity, every sparse kernel at the best of its default and a few seeded configs.
+Sparse times include padding the input (the dense kernel pads inside). Break-even: the sparsity where
 the speed-up over the best dense kernel crosses 1 (linear interpolation).
 Writes ``benchmarks/results/sparse.json``.
 """
@@ -41,19 +41,21 @@ def dense_best(w: conv2d.Conv2dWorkload, data, weight, sweep: int, seed: int
     return times[0], min(times), cands[int(np.argmin(times))]
 
 
-def sparse_time(weight: np.ndarray, data: np.ndarray, fmt: str, block: int) -> tuple[float,
-                                                                                       dict]:
-    """Best seconds over the sparse kernel's config space (checked against NumPy)."""
+def sparse_time(weight: np.ndarray, data: np.ndarray, fmt: str, block: int, configs: int
+                ) -> tuple[float, dict]:
+    """Best seconds of the default and ``configs`` seeded configs of the sparse kernel's
+    space (each checked against NumPy)."""
     probe = sc.SparseConv2d(weight, data.shape, 1, 1, fmt, block)
     w = probe.workload
     sp = sc.space(w)
     sp["parallel"] = [True]
     ref = conv2d.reference(data, weight, 1, 1)
     best, best_cfg = float("inf"), None
-    for vals in itertools.product(*sp.values()):
-        cfg = dict(zip(sp, vals))
-        if not sc.is_valid(w, cfg):
-            continue
+    allc = [dict(zip(sp, v)) for v in itertools.product(*sp.values())]
+    allc = [c for c in allc if sc.is_valid(w, c) and c != sc.default_config(w)]
+    picks = np.random.default_rng(w.nnz).choice(len(allc), size=min(configs, len(allc)),
+                                                replace=False)
+    for cfg in [sc.default_config(w)] + [allc[i] for i in picks]:
         layer = sc.SparseConv2d(weight, data.shape, 1, 1, fmt, block, cfg=cfg)
         layer.kernel.set_num_threads(1)
         out = layer(data)
@@ -84,7 +86,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--layers", type=int, nargs="+", default=list(LAYERS))
     p.add_argument("--sparsity", type=float, nargs="+", default=[0.5, 0.7, 0.8, 0.9, 0.95])
-    p.add_argument("--sweep", type=int, default=6, help="random dense configs per template")
+    p.add_argument("--sweep", type=int, default=4, help="random dense configs per template")
+    p.add_argument("--sparse-configs", type=int, default=3,
+                   help="random sparse configs besides the default")
     args = p.parse_args()
     rng = np.random.default_rng(0)
     rows, results = [], []
@@ -101,7 +105,7 @@ def main() -> None:
             pts = []
             for s in args.sparsity:
                 wp = prune({"w": weight}, s, gran, block=(block, 1)).weights["w"]
-                t, cfg = sparse_time(wp, data, fmt, block)
+                t, cfg = sparse_time(wp, data, fmt, block, args.sparse_configs)
                 t_dense = min(t_dense, time_config(w, best, data, weight, 1))
                 measured.append((fmt, s, t))
                 rec["sparse"].append({"format": fmt, "pruning": gran, "block": block,
