@@ -7,8 +7,8 @@ Per layer: the dense fp32 tiletune kernel (its heuristic default and the best of
 sweep of the conv2d templates, as ``conv2d_resnet18.py`` does), then CSR on unstructured
 (element) pruning and BSR on 16x1 block pruning (16 output channels of one input element)
 at each sparsity, every sparse kernel at the best of its default and a few seeded configs.
-Sparse times include padding the input (the dense kernel pads inside). Break-even: the sparsity where
-the speed-up over the best dense kernel crosses 1 (linear interpolation).
+Sparse times include padding the input (the dense kernel pads inside). Break-even: the
+sparsity where the speed-up over the best dense kernel crosses 1 (linear interpolation).
 Writes ``benchmarks/results/sparse.json``.
 """
 from __future__ import annotations
