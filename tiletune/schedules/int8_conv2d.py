@@ -116,17 +116,20 @@ def is_valid(w: Int8Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
 
 
 def default_config(w: Int8Conv2dWorkload) -> dict[str, Any]:
-    """Two-vector output blocks, a 32-channel input block, the widest legal width tile."""
+    """The register tile (output channels x width) with the most useful accumulators: width
+    tiles that leave a remainder count only their useful fraction; a 32-channel input block."""
     n = lanes()
     sp = space(w)
-    multiples = [d for d in sp["oc_bn"] if d % n == 0 and d <= 2 * n]
-    oc_bn = max(multiples) if multiples else max(sp["oc_bn"])
-    ic_bn = max(d for d in sp["ic_bn"] if d <= 32) if any(d <= 32 for d in sp["ic_bn"]) \
-        else min(sp["ic_bn"])
-    fits = [r for r in sp["reg_n"]
-            if is_valid(w, {"reg_n": r, "oc_bn": oc_bn})]
-    exact = [r for r in fits if w.OW % r == 0]
-    reg_n = max(exact) if exact and max(exact) >= 4 else max(fits or [1])
+    oc_choices = [d for d in sp["oc_bn"] if d % n == 0 and d <= 2 * n] or [max(sp["oc_bn"])]
+    ic_bn = max([d for d in sp["ic_bn"] if d <= 32] or [min(sp["ic_bn"])])
+
+    def useful(oc_bn: int, reg_n: int) -> float:
+        tiles = -(-w.OW // reg_n)
+        return reg_n * vectors_per_block(oc_bn) * w.OW / (tiles * reg_n)
+
+    tiles = [(oc, r) for oc in oc_choices for r in sp["reg_n"]
+             if is_valid(w, {"reg_n": r, "oc_bn": oc})]
+    oc_bn, reg_n = max(tiles, key=lambda t: (useful(*t), t[0])) if tiles else (min(oc_choices), 1)
     return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
             "parallel": "n_occ_oh"}
 
