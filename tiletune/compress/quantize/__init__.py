@@ -9,6 +9,7 @@ from tiletune.compress.quantize.calibrate import (
     kl_threshold,
 )
 from tiletune.compress.quantize.layer import QuantizedLayer, quantize_layer
+from tiletune.compress.quantize.ptq import quantize_model
 from tiletune.compress.quantize.qdq import QDQModel, read_qdq
 from tiletune.compress.quantize.qparams import (
     QParams,
@@ -19,4 +20,4 @@ from tiletune.compress.quantize.qparams import (
 
 __all__ = ["METHODS", "Observer", "QDQModel", "QParams", "QuantizedLayer", "Range",
            "activation_qparams", "calibrate", "kl_divergence_at", "kl_threshold",
-           "quantize_bias", "quantize_layer", "quantize_weight", "read_qdq"]
+           "quantize_bias", "quantize_layer", "quantize_model", "quantize_weight", "read_qdq"]
