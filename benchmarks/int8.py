@@ -42,7 +42,18 @@ def int8_configs(w: ic.Int8Conv2dWorkload, n: int, seed: int) -> list[dict]:
     allc = [c for c in allc if ic.is_valid(w, c) and c["parallel"] == "n_occ_oh"]
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
-    return [ic.default_config(w)] + [allc[i] for i in picks]
+    # plus, per output-channel block, the widest register tile that fits (no spills)
+    widest = []
+    for oc in sorted({c["oc_bn"] for c in allc if c["oc_bn"] % ic.lanes() == 0}):
+        fit = [c for c in allc if c["oc_bn"] == oc and c["ic_bn"] == ic.default_config(w)[
+            "ic_bn"] and not c["unroll_kw"]]
+        if fit:
+            widest.append(max(fit, key=lambda c: (w.OW % c["reg_n"] == 0, c["reg_n"])))
+    out = [ic.default_config(w)]
+    for c in widest + [allc[i] for i in picks]:
+        if c not in out:
+            out.append(c)
+    return out
 
 
 def time_int8(w: ic.Int8Conv2dWorkload, cfg: dict, x, wt, b, mult, threads: int) -> float:
