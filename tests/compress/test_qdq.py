@@ -142,3 +142,16 @@ def test_hand_built_qdq_without_output_quantization():
     assert layer.y is None and layer.x.zero_point == 7
     x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
     np.testing.assert_allclose(_ours(layer, x), _ort(m, x), rtol=1e-5, atol=1e-5)
+
+
+def test_full_range_activations_take_an_exact_path():
+    """u8 activations up to 255 (onnxruntime's QDQ) use VNNI or the exact generic path,
+    never the 7-bit vpmaddubsw paths."""
+    from tiletune.backends.llvm import int8dot
+    from tiletune.compress.quantize import QParams, QuantizedLayer
+    layer = QuantizedLayer("c", "conv", np.zeros((4, 4, 1, 1), np.int8), np.ones(4),
+                           np.zeros(4, np.int32), QParams(0.1, 3, 255), None)
+    assert int8dot.activation_max(layer.path()) == 255
+    layer7 = QuantizedLayer("c", "conv", np.zeros((4, 4, 1, 1), np.int8), np.ones(4),
+                            np.zeros(4, np.int32), QParams(0.1, 0, 127), None)
+    assert layer7.path() == int8dot.best_path()
