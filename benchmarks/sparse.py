@@ -98,7 +98,6 @@ def main() -> None:
         data = rng.standard_normal((1, C, H, H)).astype(np.float32)
         weight = rng.standard_normal((C, C, 3, 3)).astype(np.float32)
         t_def, t_dense, best = dense_best(w, data, weight, args.sweep, seed=C)
-        measured = []
         rec = {"layer": f"{C}x{H}x{H} 3x3", "dense_default_ms": t_def * 1e3,
                "dense_best_ms": t_dense * 1e3, "sparse": []}
         for fmt, gran, block in KINDS:
@@ -107,7 +106,6 @@ def main() -> None:
                 wp = prune({"w": weight}, s, gran, block=(block, 1)).weights["w"]
                 t, cfg = sparse_time(wp, data, fmt, block, args.sparse_configs)
                 t_dense = min(t_dense, time_config(w, best, data, weight, 1))
-                measured.append((fmt, s, t))
                 rec["sparse"].append({"format": fmt, "pruning": gran, "block": block,
                                       "sparsity": s, "ms": t * 1e3, "config": cfg})
                 print(fmt, s, f"{t * 1e3:.3f} ms", flush=True)
