@@ -35,3 +35,8 @@ class RecordsError(TileTuneError):
 
 class VTAError(TileTuneError):
     """An instruction stream or schedule does not fit the VTA accelerator."""
+
+
+class CompressError(TileTuneError):
+    """Quantization, calibration or pruning got unusable input (no calibration data, a
+    sparsity outside [0, 1), a granularity that does not divide the weight...)."""
