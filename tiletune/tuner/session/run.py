@@ -26,6 +26,7 @@ from ..records.store import Record, RecordWriter, measured_configs
 from ..search.registry import TunerContext, make_tuner
 from .progress import JobProgress, Reporter
 from .results import WorkloadResult
+from .signals import interrupt_reason
 
 if TYPE_CHECKING:
     from ..measure.local import MeasureOption
@@ -92,6 +93,7 @@ class WorkloadRun:
         self.tuner: Tuner | None = None
         self.confirmed: tuple[float, float, int] | None = None
         self._writer: RecordWriter | None = None
+        self.signal: int | None = None  # SIGTERM/SIGHUP that interrupted it (None: Ctrl-C)
 
     # -- the steps ----------------------------------------------------------------------------
     def run(self) -> WorkloadResult:
@@ -104,8 +106,9 @@ class WorkloadRun:
                 self.measure_default(m)
                 self.search(m)
                 self.confirm(m)
-        except KeyboardInterrupt:
-            self.result.status, self.result.stop_reason = "interrupted", "interrupted (Ctrl-C)"
+        except KeyboardInterrupt as e:
+            self.result.status, self.result.stop_reason = "interrupted", interrupt_reason(e)
+            self.signal = getattr(e, "signum", None)
         finally:
             self.finish()
         return self.result

@@ -41,6 +41,7 @@ from ..search.registry import DEFAULT_TRIALS, TUNERS
 from .progress import Reporter
 from .results import SessionSummary, WorkloadResult
 from .run import Job, RunPlan, WorkloadRun
+from .signals import stop_signals_interrupt
 
 if TYPE_CHECKING:
     from ..measure.local import MeasureOption
@@ -155,6 +156,13 @@ def tune_workloads(
         if isinstance(e, WorkloadResult):
             reporter.message(f"warning: skipping {e.name} ({e.description}): {e.stop_reason}")
     reporter.start(len(jobs), trials, time_budget, str(records))
+    with stop_signals_interrupt():
+        _run_jobs(entries, jobs, plan, summary, deadline, start)
+    return summary
+
+
+def _run_jobs(entries: list[Job | WorkloadResult], jobs: list[Job], plan: RunPlan,
+              summary: SessionSummary, deadline: float | None, start: float) -> None:
     try:
         pos = 0
         for job in entries:
@@ -170,8 +178,7 @@ def tune_workloads(
             summary.results.append(run.result)
             res = run.run()
             if res.status == "interrupted":
-                summary.interrupted = True
+                summary.interrupted, summary.signal = True, run.signal
                 break
     finally:
         summary.elapsed = time.monotonic() - start
-    return summary
