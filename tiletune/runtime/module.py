@@ -52,12 +52,15 @@ class Module:
         self._fn: Callable[..., None] | None = None
         self._timer: Callable[..., float] | None = None
         self._threads_addr: int | None = None
+        self._error_addr: int | None = None  # i32 set by generated code on a failed malloc
         if code.native:
             self._fn = _kernel_proto(n)(code.address(info.symbol))
             if info.time_symbol:
                 self._timer = _timer_proto(n)(code.address(info.time_symbol))
             if info.threads_symbol:
                 self._threads_addr = code.address(info.threads_symbol)
+            if info.extra.get("error_symbol"):
+                self._error_addr = code.address(info.extra["error_symbol"])
         self._checker = ArgChecker(info.name, info.args)
         self._calls = threading.Condition()  # guards _active and the code's lifetime
         self._active = 0  # calls inside the kernel right now
@@ -111,6 +114,19 @@ class Module:
                 self._active -= 1
                 if not self._active:
                     self._calls.notify_all()
+        self._raise_kernel_error()
+
+    def _raise_kernel_error(self) -> None:
+        """MemoryError when the kernel could not allocate a buffer (it then skipped the
+        work that needed it; the outputs are incomplete)."""
+        addr = self._error_addr
+        if addr is None or self._code is None:
+            return
+        flag = ctypes.c_int32.from_address(addr)
+        if flag.value:
+            flag.value = 0
+            raise MemoryError(f"kernel {self.name} could not allocate a buffer "
+                              "(aligned_alloc returned NULL); its outputs are incomplete")
 
     def _run_python(self, args: Any) -> None:
         code = self._live_code()
@@ -200,7 +216,7 @@ class Module:
             while self._active:
                 calls.wait()
             self._fn = self._timer = None
-            self._threads_addr = None
+            self._threads_addr = self._error_addr = None
         if code is not None:
             code.close()
 

@@ -523,3 +523,28 @@ def test_scalar_predicate_on_vector_access():
     a, b = data("float32", n), np.zeros(n, np.float32)
     build(f)(a, b)
     np.testing.assert_array_equal(b, np.where(np.arange(n) < 16, a, 0))
+
+
+def test_failed_heap_allocation_raises_memory_error():
+    """Fault: aligned_alloc returns NULL (a buffer larger than memory). Before, the kernel
+    wrote through NULL (a segfault); now it skips the work and the call raises MemoryError."""
+    n = 8
+    A, out = Buffer("A", "float32", (n,)), Buffer("out", "float32", (n,))
+    perm = Buffer("P", "int64", (n,))  # data-dependent stores: LLVM cannot elide the buffer
+
+    def kernel(name: str, elems: int) -> PrimFunc:
+        T = Buffer("T", "float32", (elems,), "global")
+        i, j = Var("i"), Var("j")
+        fill = loop(i, n, Store(T, (Load(perm, (i,), "int64"),), Load(A, (i,), "float32")))
+        use = loop(j, n, Store(out, (j,), Load(T, (j,), "float32")))
+        return PrimFunc(name, (A, perm, out), Allocate(T, Seq((fill, use))))
+
+    a, p, o = data("float32", n), np.arange(n, dtype=np.int64)[::-1].copy(), np.zeros(n, "f4")
+    mod = build(kernel("oom", 1 << 58))  # 2^60 bytes
+    with pytest.raises(MemoryError, match="could not allocate"):
+        mod(a, p, o)
+    with pytest.raises(MemoryError):  # the flag is per call: raised again, then reset
+        mod.time_evaluator(1, 1)(a, p, o)
+    good = build(kernel("fine", n))
+    good(a, p, o)  # a kernel whose allocation succeeds runs normally
+    np.testing.assert_array_equal(o, a[::-1])

@@ -36,7 +36,9 @@ def kernel_info(func: PrimFunc, kernel: KernelIR, **extra: object) -> KernelInfo
         args.append(ArgSpec(b.name, b.dtype, shape, b.name in outputs))
     return KernelInfo(func.name, kernel.symbol, tuple(args), kernel.time_symbol,
                       kernel.threads_symbol, kernel.parallel, "", "llvm",
-                      {"cpu": host()[1], "features": required_features(), **extra})
+                      {"cpu": host()[1], "features": required_features(),
+                       **({"error_symbol": kernel.error_symbol} if kernel.error_symbol else {}),
+                       **extra})
 
 
 def build(func: PrimFunc, *, opt_level: int = 3, codegen_opt: int = 3) -> Module:

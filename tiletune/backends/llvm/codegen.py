@@ -50,6 +50,7 @@ class KernelIR:
     time_symbol: str
     threads_symbol: str
     libs: tuple[str, ...] = ()  # native libraries it calls: "gomp", "mvec"
+    error_symbol: str = ""  # i32 global: 1 after a failed heap allocation ("": none)
 
     @property
     def parallel(self) -> bool:
@@ -63,10 +64,17 @@ class KernelContext:
     symbol: str
     mod: ModuleText = field(default_factory=ModuleText)
     n_outlined: int = 0
+    heap: bool = False  # some buffer lives on the heap: the error global exists
 
     @property
     def threads_symbol(self) -> str:
         return f"{self.symbol}__num_threads"
+
+    @property
+    def error_symbol(self) -> str:
+        """i32 global set to 1 when a heap allocation fails (the runtime raises MemoryError
+        and resets it); the statements that needed the buffer are skipped."""
+        return f"{self.symbol}__error"
 
 
 _RESERVED = {"main", "GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads",
@@ -227,10 +235,25 @@ class StmtGen(ExprGen):
         free = self.mod.declare("free", "declare void @free(ptr)")
         p = fn.op(f"call ptr {alloc}(i64 64, i64 {max(64, -(-nbytes // 64) * 64)})",
                   value_name(buf.name) + ".")
+        # NULL (out of memory): flag the error for the runtime and skip the body
+        if not self.ctx.heap:
+            self.ctx.heap = True
+            self.mod.globals.append(f"@{self.ctx.error_symbol} = global i32 0, align 4")
+        ok, fail, end = fn.label("alloc_ok"), fn.label("alloc_fail"), fn.label("alloc_end")
+        got = fn.op(f"icmp ne ptr {p}, null")
+        fn.emit(f"br i1 {got}, label %{ok}, label %{fail}")
+        fn.start_block(fail)
+        fn.emit(f"store atomic i32 1, ptr @{self.ctx.error_symbol} monotonic, align 4")
+        fn.emit(f"br label %{end}")
+        fn.start_block(ok)
+        fn.push_scope()
         self.bufs[buf.uid] = p
         self.stmt(s.body)
         del self.bufs[buf.uid]
         fn.emit(f"call void {free}(ptr {p})")
+        fn.pop_scope()
+        fn.emit(f"br label %{end}")
+        fn.start_block(end)
 
     # ------------------------------------------------------------------ control flow
 
@@ -289,7 +312,7 @@ def generate(func: PrimFunc) -> KernelIR:
     ctx.mod.functions.insert(0, fn.define(header + " #0"))
     ctx.mod.functions.append(_timer(ctx, len(params)))
     return KernelIR(ctx.mod.text(), sym, f"{sym}__time", ctx.threads_symbol,
-                    tuple(sorted(ctx.mod.libs)))
+                    tuple(sorted(ctx.mod.libs)), ctx.error_symbol if ctx.heap else "")
 
 
 def _timer(ctx: KernelContext, nargs: int) -> str:
