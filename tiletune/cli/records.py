@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--workload", metavar="KEY",
                    help="only this workload: its key, name (resnet18:3) or a unique substring")
     b.add_argument("--json", action="store_true", help="print the best records as JSON lines")
+    b.add_argument("--any-machine", action="store_true",
+                   help="also use records measured on another CPU model or with another "
+                        "thread count (default: only this CPU and the runtime's threads)")
     b.set_defaults(func=best)
     m = rs.add_parser("merge", parents=[opts], help="append the records of IN... to OUT, "
                       "dropping exact duplicates")
@@ -189,11 +192,14 @@ def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
     w, cfg, f = f"w{suffix}", f"config{suffix}", f"f{suffix}"
     target = getattr(task, "target", "llvm")
     build = f"{f} = tt.build(s, args, target={target!r}, name={common.kernel_name(name)!r})"
-    head = [f"# {name}: {rec['workload']}",
-            f"# best of the records: {cost * 1e3:.4f} ms"
-            + (f", {flop / cost / 1e9:.1f} GFLOP/s" if flop else "")
-            + f", config index {rec.get('index')}, {rec.get('tuner') or '?'} "
-              f"(seed {rec.get('seed')}), {_when(rec.get('timestamp') or 0)}"]
+    host = rec.get("host") or {}
+    head = [_comment(f"{name}: {rec['workload']}"),
+            _comment(f"best of the records: {cost * 1e3:.4f} ms"
+                     + (f", {flop / cost / 1e9:.1f} GFLOP/s" if flop else "")
+                     + f", config index {rec.get('index')!r}, tuner {rec.get('tuner') or '?'!r}"
+                     f" (seed {rec.get('seed')!r}), {_when(rec.get('timestamp') or 0)}"
+                     + (f", measured on {host.get('cpu')!r} with {rec.get('threads')!r} "
+                        "thread(s)" if host else ""))]
     if task.name in LIBRARY:
         module, cls = LIBRARY[task.name]
         mod = module.__name__.rsplit(".", 1)[-1]
@@ -216,13 +222,47 @@ def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
     return imports, head + body
 
 
+def _comment(text: str) -> str:
+    """A Python comment line: every character a record supplied is escaped, so a crafted
+    field (a newline in ``tuner``) cannot start a line of code."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return "# " + safe
+
+
+def _fits(rec: Record) -> bool:
+    """The record's config is a point of its template's current space."""
+    task = task_of(rec)
+    if task is None:
+        return True  # reported when its code is generated
+    try:
+        task.space.index_of(rec["config"])
+    except Exception:  # noqa: BLE001 - any mismatch: not usable
+        return False
+    return True
+
+
+def _machine(rec: Record) -> bool:
+    from tiletune.tuner.records.store import same_machine
+
+    return "@vta" in rec["workload"] or same_machine(rec)
+
+
 def best(args: argparse.Namespace) -> int:
     from tiletune.tuner.records.store import best_records, load_records
 
     records, problems = load_records(args.file)
-    picked = select(best_records(records), args.workload)
+    others: list[Record] = []
+    machine = None if getattr(args, "any_machine", False) else _machine
+    picked = select(best_records(records, fits=_fits, machine=machine, others=others),
+                    args.workload)
+    if others and not args.quiet:
+        cpus = sorted({str((r.get("host") or {}).get("cpu")) + f"/{r.get('threads')}t"
+                       for r in others})
+        print(f"note: {len(others)} record(s) measured on another CPU or thread count "
+              f"({', '.join(cpus)}) not used; --any-machine uses them", file=sys.stderr)
     if not picked:
-        raise common.CLIError(f"{args.file} holds no successful measurement")
+        raise common.CLIError(f"{args.file} holds no successful measurement"
+                              + (" of this machine" if others else ""))
     if args.json:
         for r in picked:
             print(json.dumps(r))
