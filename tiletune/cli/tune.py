@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     _check_records_path(args.records)
     option = MeasureOption(number=args.number, repeat=args.repeat,
                            min_repeat_ms=args.min_repeat_ms, timeout=args.timeout,
-                           jobs=args.jobs, threads=args.threads)
+                           jobs=args.jobs, threads=args.threads or _runtime_threads())
     with make_reporter(sys.stderr, quiet=args.quiet, verbose=bool(args.verbose)) as rep:
         summary = tune_workloads(
             workloads, trials=args.trials, time_budget=args.time_budget or None,
@@ -115,6 +115,12 @@ def run(args: argparse.Namespace) -> int:
         print_summary(summary, common.stdout_console())
     _explain_exit(summary, args)
     return summary.exit_code
+
+
+def _runtime_threads() -> int:
+    from tiletune.runtime.threads import default_num_threads
+
+    return default_num_threads()
 
 
 def common_console(stderr: bool):

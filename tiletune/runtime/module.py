@@ -118,15 +118,19 @@ class Module:
 
     def _raise_kernel_error(self) -> None:
         """MemoryError when the kernel could not allocate a buffer (it then skipped the
-        work that needed it; the outputs are incomplete)."""
+        work that needed it; the outputs are incomplete); IndexError when a kernel built
+        with ``bounds_check=True`` accessed a buffer out of bounds."""
         addr = self._error_addr
         if addr is None or self._code is None:
             return
         flag = ctypes.c_int32.from_address(addr)
-        if flag.value:
-            flag.value = 0
+        code, flag.value = flag.value, 0
+        if code == 1:
             raise MemoryError(f"kernel {self.name} could not allocate a buffer "
                               "(aligned_alloc returned NULL); its outputs are incomplete")
+        if code:
+            raise IndexError(f"kernel {self.name} accessed a buffer out of bounds (built "
+                             "with bounds_check=True); the bad accesses were skipped")
 
     def _run_python(self, args: Any) -> None:
         code = self._live_code()

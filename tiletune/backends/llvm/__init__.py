@@ -41,12 +41,15 @@ def kernel_info(func: PrimFunc, kernel: KernelIR, **extra: object) -> KernelInfo
                        **extra})
 
 
-def build(func: PrimFunc, *, opt_level: int = 3, codegen_opt: int = 3) -> Module:
-    """Compile a lowered PrimFunc for this CPU; returns a callable Module."""
+def build(func: PrimFunc, *, opt_level: int = 3, codegen_opt: int = 3,
+          bounds_check: bool = False) -> Module:
+    """Compile a lowered PrimFunc for this CPU; returns a callable Module.
+    ``bounds_check``: every load and store tests its index at run time; a call that went
+    out of bounds raises IndexError (debugging; slower code)."""
     for name, v in (("opt_level", opt_level), ("codegen_opt", codegen_opt)):
         if not isinstance(v, int) or not 0 <= v <= 3:
             raise BuildError(f"{name} must be 0, 1, 2 or 3, got {v!r}")
-    kernel = generate(func)
+    kernel = generate(func, bounds_check=bounds_check)
     code = JitCode(kernel, opt_level, codegen_opt, ir_text=func.__str__)
     info = kernel_info(func, kernel, opt_level=opt_level, codegen_opt=codegen_opt)
     return Module(code, info)
