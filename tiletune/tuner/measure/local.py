@@ -58,7 +58,9 @@ class MeasureOption:
     ``number`` calls per repeat, ``repeat`` timed repeats (``number`` grows until a repeat
     lasts ``min_repeat_ms``); ``timeout`` limits running (seconds, from when the worker gets
     the timing token), ``build_timeout`` building; ``jobs`` worker processes; ``threads``
-    kernel threads; ``flush_cache`` evicts the caches before each repeat;
+    kernel threads (default: what compiled kernels use, ``TILETUNE_NUM_THREADS`` or the
+    core count, so the records describe the kernels that will run); ``flush_cache``
+    evicts the caches before each repeat;
     ``check_correctness`` compares outputs with the reference (relative tolerance ``rtol``).
     ``max_repeat_ms``: when one call already lasts long enough, ``number`` is lowered (to
     no less than 1) so a repeat lasts about this long (None: always ``number`` calls); slow
@@ -87,7 +89,7 @@ class MeasureOption:
     timeout: float = 10.0
     build_timeout: float = 30.0
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    threads: int = 1
+    threads: int = field(default_factory=lambda: _runtime_threads())
     flush_cache: bool = False
     check_correctness: bool = True
     rtol: float = 1e-3
@@ -102,6 +104,12 @@ class MeasureOption:
             raise TuningError(f"number, repeat, jobs and threads must be >= 1: {self}")
         if self.timeout <= 0 or self.build_timeout <= 0:
             raise TuningError(f"timeouts must be > 0: {self}")
+
+
+def _runtime_threads() -> int:
+    from ...runtime.threads import default_num_threads
+
+    return default_num_threads()
 
 
 class _Worker:
