@@ -134,8 +134,14 @@ class LocalMeasurer:
     ``reference_note`` says why outputs are not checked, when they are not.
     """
 
-    def __init__(self, task: Task, option: MeasureOption | None = None, seed: int = 0) -> None:
+    def __init__(self, task: Task, option: MeasureOption | None = None, seed: int = 0, *,
+                 timing_lock: Any = None) -> None:
         self.task, self.option, self.seed = task, option or MeasureOption(), seed
+        #: Held while a candidate runs (``acquire()``/``release()``): e.g. a lock shared by
+        #: every measurer of the machine (``measure.dask.HostTimingLock``), so timings never
+        #: overlap across processes either.
+        self.timing_lock = timing_lock
+        self._lock_held = False
         self._ctx = mp.get_context("spawn")
         self._opts = asdict(self.option)
         self._task_json = task.to_json()
@@ -241,6 +247,9 @@ class LocalMeasurer:
                     if w.alive_ok and w.index is None and todo:
                         self._hand_out(w, todo, now)
                 if holder is None and waiting:  # hand out the timing token
+                    if self.timing_lock is not None and not self._lock_held:
+                        self.timing_lock.acquire()
+                        self._lock_held = True
                     holder = waiting.popleft()
                     holder.phase = "run"
                     self._isolate(holder)  # other builds stop before the timing starts
@@ -255,6 +264,7 @@ class LocalMeasurer:
                 for w in list(self._workers):
                     if self._poll(w, ready, results, waiting) and holder is w:
                         holder = None
+                        self._release_timing_lock()
         except BaseException:
             # interrupted (Ctrl-C, a fatal worker error): no candidate may stay in flight
             for w in list(self._workers):
@@ -262,9 +272,15 @@ class LocalMeasurer:
                     self._replace(w)
             raise
         finally:
+            self._release_timing_lock()
             if not self._closed:
                 self._isolate(None)
         return [results[i] for i in order]
+
+    def _release_timing_lock(self) -> None:
+        if self._lock_held:
+            self._lock_held = False
+            self.timing_lock.release()
 
     def _hand_out(self, w: _Worker, todo: deque[int], now: float) -> None:
         """Send ``w`` the next index; a worker that died while idle (between batches, or

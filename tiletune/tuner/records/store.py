@@ -158,13 +158,16 @@ class RecordWriter:
         self.template, self.seed, self.tuner, self.threads = template, seed, tuner, threads
 
     def write(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult],
-              **overrides: Any) -> None:
-        """Append one record per (input, result) pair."""
+              *, each: Sequence[dict[str, Any]] | None = None, **overrides: Any) -> None:
+        """Append one record per (input, result) pair; ``each``: per-record overrides
+        (e.g. the ``host`` and ``threads`` of a remote measurement)."""
         if len(inputs) != len(results):
             raise RecordsError(f"{len(inputs)} inputs but {len(results)} results")
         meta = {"template": self.template, "seed": self.seed, "tuner": self.tuner,
                 "threads": self.threads} | overrides
-        self.write_records([make_record(i, r, **meta) for i, r in zip(inputs, results)])
+        extra = list(each) if each is not None else [{}] * len(inputs)
+        self.write_records([make_record(i, r, **(meta | x))
+                            for i, r, x in zip(inputs, results, extra)])
 
     def write_records(self, records: Iterable[Record]) -> None:
         """Append ready-made records (a single write under the file lock, then flush and

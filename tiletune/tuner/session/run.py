@@ -95,6 +95,7 @@ class WorkloadRun:
         self.confirmed: tuple[float, float, int] | None = None
         self._writer: RecordWriter | None = None
         self._shared: SharedRecords | None = None
+        self._measurer: Any = None
         self._who = ""  # the "tuner" field of records written now (default, the tuner)
         self.signal: int | None = None  # SIGTERM/SIGHUP that interrupted it (None: Ctrl-C)
 
@@ -106,6 +107,7 @@ class WorkloadRun:
         self.start()
         try:
             with self.measurer_cls(self.task, self.plan.option, seed=self.plan.seed) as m:
+                self._measurer = m
                 shared = self.shared_measure(m)
                 self.measure_default(shared)
                 self.search(shared, recorded=True)
@@ -263,7 +265,13 @@ class WorkloadRun:
         assert self._writer is not None, "start() opens the records"
         key = self.task.workload_key
         inputs = [MeasureInput(key, int(i), self.space.get(int(i)).to_json()) for i in indices]
-        self._writer.write(inputs, results, tuner=who)
+        hosts = getattr(self._measurer, "hosts", None)  # remote measurements: where
+        each = None
+        if hosts:
+            threads = getattr(self._measurer, "threads", {})
+            each = [{"host": hosts[int(i)], "threads": threads[int(i)]}
+                    if int(i) in hosts else {} for i in indices]
+        self._writer.write(inputs, results, each=each, tuner=who)
         for i, r in zip(indices, results):
             if not r.ok:
                 self.failures[r.error or "Unknown"] += 1
