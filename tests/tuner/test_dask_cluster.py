@@ -82,3 +82,40 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(cluster, tmp_pat
         assert sorted(m.hosts) == sorted(indices)
     finally:
         client.close()
+
+
+def test_a_lost_scheduler_ends_the_run_clearly_and_resume_continues(tmp_path):
+    """Fault: the scheduler goes away mid-run. The run ends with a TuningError naming the
+    cluster; every record written is intact; --resume continues without re-measuring."""
+    from tiletune.errors import TuningError
+
+    task = Task("dense", (16, 16, 16))
+    rec = tmp_path / "r.jsonl"
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+
+    def kill_scheduler() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if rec.exists() and len(load_records(rec)[0]) >= 3:
+                break
+            time.sleep(0.1)
+        cluster.close()
+
+    killer = threading.Thread(target=kill_scheduler)
+    killer.start()
+    kw = dict(trials=40, tuner="random", seed=1, batch_size=2, confirm=False,
+              option=MeasureOption(**OPTION))
+    try:
+        with pytest.raises(TuningError, match="lost the Dask cluster"):
+            tune_workloads([task], records=rec, cluster=cluster.scheduler_address, **kw)
+    finally:
+        killer.join()
+        cluster.close()
+    before = _measured(rec)
+    assert len(before) >= 3
+    kw["trials"] = len(before) + 2
+    again = tune_workloads([task], records=rec, resume=True, **kw)
+    assert again.results[0].resumed == len(before)
+    after = _measured(rec)  # nothing measured twice
+    assert set(before) <= set(after) and len(after) == len(before) + 2
