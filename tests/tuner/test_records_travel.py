@@ -141,3 +141,22 @@ def test_a_second_process_skips_configs_claimed_or_recorded_by_another(tmp_path)
     me.close()
     assert me.claims.exists()  # the parent's live claim stays
     assert "\"index\": 6" not in me.claims.read_text()
+
+
+def test_two_tune_processes_on_one_file_measure_each_config_once(tmp_path):
+    """Fault: two `tune` runs appending to one records file measured the same configs twice
+    (same seed: the very same batches). Now the second waits for or reuses the first's."""
+    rec = tmp_path / "shared.jsonl"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    cmd = [sys.executable, "-m", "tiletune.cli", "tune", "--op", "dense", "--shape",
+           "16,16,16", "--trials", "8", "--records", str(rec), "--jobs", "1",
+           "--batch-size", "2", "--number", "1", "--repeat", "1", "--tuner", "random",
+           "--threads", "1", "--json"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=400) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    recs, problems = load_records(rec)
+    measured = [r["index"] for r in recs if r["tuner"] != "confirm"]
+    assert not problems and len(measured) == len(set(measured)) == 8, measured
+    assert not rec.with_name(rec.name + ".claims").exists()
