@@ -9,7 +9,9 @@ setup(
     install_requires=["numpy>=1.24", "llvmlite>=0.50", "scikit-learn>=1.3",
                       "xgboost-cpu>=2.0", "networkx>=3.0", "rich>=13"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2", "ruff>=0.5"],
+        "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2", "ruff>=0.5",
+                 "distributed>=2024.1"],
+        "cluster": ["distributed>=2024.1"],  # tiletune tune --cluster
         "bench": ["torch==2.13.0", "onnxruntime>=1.17", "onnx>=1.15"],
     },
     entry_points={"console_scripts": ["tiletune=tiletune.cli:main"]},
