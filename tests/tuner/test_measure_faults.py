@@ -42,7 +42,8 @@ def test_worker_killed_between_batches_is_respawned_and_its_job_requeued():
     batch's send raised BrokenPipeError, which ended `tiletune tune` with exit 0 and no
     summary. Now: respawned, the candidate re-queued, no Crash blamed on it."""
     task = Task("dense", (16, 16, 16))
-    with LocalMeasurer(task, MeasureOption(jobs=1, **OPT)) as measure:
+    lock = _CountingLock()  # the per-host timing lock a Dask worker passes
+    with LocalMeasurer(task, MeasureOption(jobs=1, **OPT), timing_lock=lock) as measure:
         first = measure(task.space.sample(2, rng=0))
         assert all(r.ok for r in first)
         for w in measure._workers:  # the idle worker dies between batches
@@ -51,6 +52,21 @@ def test_worker_killed_between_batches_is_respawned_and_its_job_requeued():
         again = measure(task.space.sample(3, rng=1))
         assert all(r.ok for r in again), [r.describe() for r in again]
         assert measure.n_respawns == 1
+    assert lock.acquired == lock.released == 5 and not lock.held  # held for each timing
+
+
+class _CountingLock:
+    def __init__(self) -> None:
+        self.acquired = self.released = 0
+        self.held = False
+
+    def acquire(self) -> None:
+        assert not self.held
+        self.acquired, self.held = self.acquired + 1, True
+
+    def release(self) -> None:
+        assert self.held
+        self.released, self.held = self.released + 1, False
 
 
 def test_crash_logs_live_in_a_per_run_directory_removed_at_close():
