@@ -171,7 +171,7 @@ class DaskMeasurer:
         except Exception as e:  # noqa: BLE001 - classified below
             self.client.cancel(futures)
             if type(e).__name__ == "KilledWorker":  # the candidate kept killing workers
-                raise TuningError(f"a measurement job killed {e}") from e
+                raise TuningError(f"a measurement job kept killing Dask workers: {e}") from e
             raise TuningError(f"lost the Dask cluster at {self.address} ({type(e).__name__}: "
                               f"{e}); the records written so far are intact: re-run with "
                               "--resume to continue") from e
