@@ -155,9 +155,10 @@ class LocalMeasurer:
                                        "(register reference= with the template)")
         self._workers: list[_Worker] = []
         self._closed = False
-        #: Per-run directory of the workers' crash logs, removed by close(). Each log is
-        #: unlinked as soon as its worker has opened it (the parent keeps a descriptor), so
-        #: even a SIGKILLed tuner leaves at most this empty directory behind.
+        #: Per-run directory of the workers' crash logs, removed by close(). On Linux each
+        #: log is unlinked at once and the worker opens it as /proc/<parent>/fd/<fd>
+        #: (elsewhere: unlinked once the worker has opened it), so even a SIGKILLed tuner
+        #: leaves at most this empty directory behind.
         self.run_dir = tempfile.mkdtemp(prefix="tiletune-run-")
         self.n_respawns = 0
         self.n_pauses = 0  # builds stopped while another worker timed
@@ -175,6 +176,10 @@ class LocalMeasurer:
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         fd, crash_log = tempfile.mkstemp(prefix="worker-", suffix=".log", dir=self.run_dir)
+        proc_fd = f"/proc/{os.getpid()}/fd/{fd}"
+        if os.path.exists(proc_fd):  # Linux: the worker reopens it through our descriptor,
+            os.unlink(crash_log)  # so the log never has a name a SIGKILL could leave behind
+            crash_log = proc_fd
         proc = self._ctx.Process(
             target=worker_main, daemon=True, name=f"tiletune-measure-{self.task.name}",
             args=(child, self._task_json, self._opts, self.inputs, self.expected, crash_log,
@@ -217,8 +222,9 @@ class LocalMeasurer:
             w.proc.kill()
         w.proc.join(5)
         w.conn.close()
-        with contextlib.suppress(OSError):
-            os.unlink(w.crash_log)
+        if not w.crash_log.startswith("/proc/"):
+            with contextlib.suppress(OSError):
+                os.unlink(w.crash_log)
         with contextlib.suppress(OSError):
             os.close(w.crash_fd)
         w.crash_fd = -1
@@ -307,8 +313,9 @@ class LocalMeasurer:
                     msg = w.conn.recv()
                     if msg[0] == "hello":
                         w.alive_ok = True
-                        with contextlib.suppress(OSError):  # it holds the log open now
-                            os.unlink(w.crash_log)
+                        if not w.crash_log.startswith("/proc/"):  # it holds the log now
+                            with contextlib.suppress(OSError):
+                                os.unlink(w.crash_log)
                     elif msg[0] == "fatal":
                         self.close()
                         raise TuningError(f"measurement worker cannot load task "
