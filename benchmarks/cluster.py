@@ -97,6 +97,7 @@ def simulate(hosts: list[int], sleep: float, batches: int) -> list[dict]:
         cluster = distributed.LocalCluster(n_workers=h, threads_per_worker=1, processes=False,
                                            dashboard_address=None)
         client = distributed.Client(cluster, set_as_default=False)
+        client.gather(client.map(time.sleep, [0.0] * h, pure=False))  # warm every worker
         tuner = make_tuner("xgb", TunerContext(task, 0, batches * 2 * h, []))
         in_measure = [0.0]
 
