@@ -65,7 +65,7 @@ def real(n_configs: int) -> dict:
         with dask.config.set({"distributed.worker.daemon": False}):
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=threads,
                                                processes=True, host="127.0.0.1",
-                                               dashboard_address=None, env=env)
+                                               dashboard_address=":0", env=env)
         try:
             client = distributed.Client(cluster, set_as_default=False)
             with DaskMeasurer(task, option, client=client) as m:
@@ -95,7 +95,7 @@ def simulate(hosts: list[int], sleep: float, batches: int) -> list[dict]:
     rows = []
     for h in hosts:
         cluster = distributed.LocalCluster(n_workers=h, threads_per_worker=1, processes=False,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")
         client = distributed.Client(cluster, set_as_default=False)
         client.gather(client.map(time.sleep, [0.0] * h, pure=False))  # warm every worker
         tuner = make_tuner("xgb", TunerContext(task, 0, batches * 2 * h, []))

@@ -27,7 +27,7 @@ def cluster():
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     with dask.config.set({"distributed.worker.daemon": False}):
         c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     host="127.0.0.1", dashboard_address=None,
+                                     host="127.0.0.1", dashboard_address=":0",
                                      worker_class=distributed.Nanny, env=env)
     try:
         yield c
@@ -92,7 +92,7 @@ def test_a_lost_scheduler_ends_the_run_clearly_and_resume_continues(tmp_path):
     task = Task("dense", (16, 16, 16))
     rec = tmp_path / "r.jsonl"
     cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
 
     def kill_scheduler() -> None:
         deadline = time.monotonic() + 120
