@@ -120,3 +120,26 @@ def test_dense_template():
     big = vd.VTADenseWorkload(256, 1024, 512)
     assert "ACC overflow" in vd.invalid_reason(big, dict(tile_m=256, tile_n=16, tile_k=1,
                                                          nthread=1))
+
+
+def test_measurer_verifies_every_new_best_and_times_out():
+    """Faults: a wrong kernel measured between the sampled checks could become the winner,
+    and a hanging build or simulation stopped the tuner forever. Now every candidate that
+    would be the new best is simulated bit-exactly, and both phases have a time limit."""
+    task = Task("vta_dense", (16, 64, 64), target="vta")
+    valid = [i for i in range(len(task.space)) if task.space.is_valid(i)][:6]
+    with tuning.VTAMeasurer(task, MeasureOption(jobs=1), check_first=0,
+                            check_every=10**6) as m:
+        res = m(valid)
+        assert all(r.ok for r in res)
+        news = sum(1 for k, r in enumerate(res)
+                   if all(r.mean < q.mean for q in res[:k]))  # each a new best when measured
+        assert m.n_checked == news >= 1  # exactly the new bests
+        assert m.best_cost == min(r.mean for r in res)
+    slow = MeasureOption(jobs=1, timeout=1e-4)
+    with tuning.VTAMeasurer(task, slow) as m:
+        (r,) = m(valid[:1])
+    assert r.error == "RunTimeout" and "longer than" in r.message
+    with tuning.VTAMeasurer(task, MeasureOption(jobs=1, build_timeout=1e-4)) as m:
+        (r,) = m(valid[:1])
+    assert r.error == "BuildTimeout"

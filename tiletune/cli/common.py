@@ -95,8 +95,9 @@ def add_timing_args(p: argparse.ArgumentParser, number: int = 4, repeat: int = 3
                    help=f"timed repeats per config (default {repeat})")
     g.add_argument("--min-repeat-ms", type=nonneg_float, default=0.0,
                    help="grow --number until one repeat lasts this long (default 0)")
-    g.add_argument("--threads", type=positive_int, default=1,
-                   help="threads per kernel while timing (default 1)")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per kernel while timing (default: what compiled kernels "
+                        "use, TILETUNE_NUM_THREADS or the core count; recorded)")
 
 
 def _int_at_least(text: str, lo: int) -> int:

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--workload", metavar="KEY",
                    help="only this workload: its key, name (resnet18:3) or a unique substring")
     b.add_argument("--json", action="store_true", help="print the best records as JSON lines")
+    b.add_argument("--any-machine", action="store_true",
+                   help="also use records measured on another CPU model or with another "
+                        "thread count (default: only this CPU and the runtime's threads)")
     b.set_defaults(func=best)
     m = rs.add_parser("merge", parents=[opts], help="append the records of IN... to OUT, "
                       "dropping exact duplicates")
@@ -132,13 +135,40 @@ def select(best: dict[str, Record], which: str | None) -> list[Record]:
                           f"specific: {', '.join(display_name(r) for r in sub)}")
 
 
+def _fits(rec: Record) -> bool:
+    """The record's config is a point of its template's current space."""
+    task = task_of(rec)
+    if task is None:
+        return True  # reported when its code is generated
+    try:
+        task.space.index_of(rec["config"])
+    except Exception:  # noqa: BLE001 - any mismatch: not usable
+        return False
+    return True
+
+
+def _machine(rec: Record) -> bool:
+    from tiletune.tuner.records.store import same_machine
+
+    return "@vta" in rec["workload"] or same_machine(rec)
+
+
 def best(args: argparse.Namespace) -> int:
     from tiletune.tuner.records import best_records, load_records
 
     records, problems = load_records(args.file)
-    picked = select(best_records(records), args.workload)
+    others: list[Record] = []
+    machine = None if getattr(args, "any_machine", False) else _machine
+    picked = select(best_records(records, fits=_fits, machine=machine, others=others),
+                    args.workload)
+    if others and not args.quiet:
+        cpus = sorted({str((r.get("host") or {}).get("cpu")) + f"/{r.get('threads')}t"
+                       for r in others})
+        print(f"note: {len(others)} record(s) measured on another CPU or thread count "
+              f"({', '.join(cpus)}) not used; --any-machine uses them", file=sys.stderr)
     if not picked:
-        raise common.CLIError(f"{args.file} holds no successful measurement")
+        raise common.CLIError(f"{args.file} holds no successful measurement"
+                              + (" of this machine" if others else ""))
     if args.json:
         for r in picked:
             print(json.dumps(r))

@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     config, rec = common.tuned_config(task, wl, args.records, args)
     s, targs = task.instantiate(config)
     f = tt.build(s, targs, target=wl.target, name=common.kernel_name(wl.name))
+    if args.threads is None:
+        args.threads = f.num_threads  # the runtime's default (TILETUNE_NUM_THREADS, cores)
     f.set_num_threads(args.threads)
     inputs = task.make_inputs(args.seed)
     if args.inputs:

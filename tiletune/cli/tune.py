@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="per run of one config (default 10)")
     m.add_argument("--batch-size", type=common.positive_int, default=None,
                    help="configs proposed per batch (default max(8, 2 x jobs))")
+    m.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="measure on the Dask cluster of this scheduler (tcp://HOST:8786; "
+                        "default $TILETUNE_CLUSTER); workers started with `dask worker`")
     common.add_timing_args(p)
     p.add_argument("--json", action="store_true",
                    help="print the summary as JSON on stdout (the table goes to stderr)")
@@ -100,13 +103,14 @@ def run(args: argparse.Namespace) -> int:
     _check_records_path(args.records)
     option = MeasureOption(number=args.number, repeat=args.repeat,
                            min_repeat_ms=args.min_repeat_ms, timeout=args.timeout,
-                           jobs=args.jobs, threads=args.threads)
+                           jobs=args.jobs, threads=args.threads or _runtime_threads())
     with make_reporter(sys.stderr, quiet=args.quiet, verbose=bool(args.verbose)) as rep:
         summary = tune_workloads(
             workloads, trials=args.trials, time_budget=args.time_budget or None,
             early_stopping=args.early_stopping, tuner=tuner, records=args.records,
             resume=args.resume, seed=args.seed, option=option,
-            transfer_from=args.transfer_from, reporter=rep, batch_size=args.batch_size)
+            transfer_from=args.transfer_from, reporter=rep, batch_size=args.batch_size,
+            cluster=args.cluster or os.environ.get("TILETUNE_CLUSTER") or None)
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
         if not args.quiet:
@@ -115,6 +119,12 @@ def run(args: argparse.Namespace) -> int:
         print_summary(summary, common.stdout_console())
     _explain_exit(summary, args)
     return summary.exit_code
+
+
+def _runtime_threads() -> int:
+    from tiletune.runtime.threads import default_num_threads
+
+    return default_num_threads()
 
 
 def common_console(stderr: bool):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tiletune.compiler.bounds import infer_regions, inline_bodies
+from tiletune.compiler.check_bounds import check_bounds
 from tiletune.compiler.loop_nest import NestBuilder
 from tiletune.compiler.passes.pipeline import Pass, pipeline
 from tiletune.errors import LoweringError, ScheduleError
@@ -62,7 +63,8 @@ def loop_nest(sch: Schedule, args: Sequence[Tensor], name: str = "main") -> Prim
     written = {s.buffer.name for s in collect(body, lambda n: isinstance(n, Store))}
     outputs = [b.name for b in params if b.name in written]
     placed = {st.name: describe(st) for st in sch.stages if st.attach_type == "scope"}
-    return PrimFunc(name, params, body, {"outputs": outputs, "attachments": placed})
+    return check_bounds(PrimFunc(name, params, body, {"outputs": outputs,
+                                                      "attachments": placed}))
 
 
 def run_passes(func: PrimFunc, passes: list[tuple[str, Pass]],

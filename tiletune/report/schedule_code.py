@@ -51,6 +51,13 @@ def display_name(rec: Record) -> str:
 
 
 
+def comment(text: str) -> str:
+    """A Python comment line: every character a record supplied is escaped, so a crafted
+    field (a newline in ``tuner``) cannot start a line of code."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return "# " + safe
+
+
 def when(ts: float) -> str:
     if not ts:
         return "-"
@@ -81,11 +88,14 @@ def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
     w, cfg, f = f"w{suffix}", f"config{suffix}", f"f{suffix}"
     target = getattr(task, "target", "llvm")
     build = f"{f} = tt.build(s, args, target={target!r}, name={kernel_name(name)!r})"
-    head = [f"# {name}: {rec['workload']}",
-            f"# best of the records: {cost * 1e3:.4f} ms"
-            + (f", {flop / cost / 1e9:.1f} GFLOP/s" if flop else "")
-            + f", config index {rec.get('index')}, {rec.get('tuner') or '?'} "
-              f"(seed {rec.get('seed')}), {when(rec.get('timestamp') or 0)}"]
+    host = rec.get("host") or {}
+    head = [comment(f"{name}: {rec['workload']}"),
+            comment(f"best of the records: {cost * 1e3:.4f} ms"
+                    + (f", {flop / cost / 1e9:.1f} GFLOP/s" if flop else "")
+                    + f", config index {rec.get('index')!r}, tuner {rec.get('tuner') or '?'!r}"
+                    f" (seed {rec.get('seed')!r}), {when(rec.get('timestamp') or 0)}"
+                    + (f", measured on {host.get('cpu')!r} with {rec.get('threads')!r} "
+                       "thread(s)" if host else ""))]
     if task.name in LIBRARY:
         module, cls = LIBRARY[task.name]
         mod = module.__name__.rsplit(".", 1)[-1]

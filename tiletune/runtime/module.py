@@ -9,14 +9,19 @@
 
 The Module owns its code (a JIT engine, a loaded library, or Python-run code such as a
 simulator): ``close()`` (or garbage collection, or leaving a ``with`` block) frees it.
+``close()`` while other threads are inside the kernel waits for those calls to return
+(calls that start afterwards raise "module ... is closed"), so code is never freed under a
+running call.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tiletune.errors import TileTuneError
@@ -47,13 +52,18 @@ class Module:
         self._fn: Callable[..., None] | None = None
         self._timer: Callable[..., float] | None = None
         self._threads_addr: int | None = None
+        self._error_addr: int | None = None  # i32 set by generated code on a failed malloc
         if code.native:
             self._fn = _kernel_proto(n)(code.address(info.symbol))
             if info.time_symbol:
                 self._timer = _timer_proto(n)(code.address(info.time_symbol))
             if info.threads_symbol:
                 self._threads_addr = code.address(info.threads_symbol)
+            if info.extra.get("error_symbol"):
+                self._error_addr = code.address(info.extra["error_symbol"])
         self._checker = ArgChecker(info.name, info.args)
+        self._calls = threading.Condition()  # guards _active and the code's lifetime
+        self._active = 0  # calls inside the kernel right now
         self._num_threads = 1
         self._write_threads(threads.default_num_threads())
         threads.register(self)
@@ -89,11 +99,43 @@ class Module:
 
     def __call__(self, *args: Any) -> None:
         addrs = self._checker.addresses(args)
-        fn = self._fn
-        if fn is not None:
-            fn(*addrs)
-        else:
-            self._run_python(args)
+        with self._in_call():
+            fn = self._fn
+            if fn is not None:
+                fn(*addrs)
+            else:
+                self._run_python(args)
+
+    @contextlib.contextmanager
+    def _in_call(self) -> Iterator[None]:
+        """Count a call in the kernel; ``close()`` waits until none is left."""
+        with self._calls:
+            self._live_code()  # raises once closed
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._calls:
+                self._active -= 1
+                if not self._active:
+                    self._calls.notify_all()
+        self._raise_kernel_error()
+
+    def _raise_kernel_error(self) -> None:
+        """MemoryError when the kernel could not allocate a buffer (it then skipped the
+        work that needed it; the outputs are incomplete); IndexError when a kernel built
+        with ``bounds_check=True`` accessed a buffer out of bounds."""
+        addr = self._error_addr
+        if addr is None or self._code is None:
+            return
+        flag = ctypes.c_int32.from_address(addr)
+        code, flag.value = flag.value, 0
+        if code == 1:
+            raise MemoryError(f"kernel {self.name} could not allocate a buffer "
+                              "(aligned_alloc returned NULL); its outputs are incomplete")
+        if code:
+            raise IndexError(f"kernel {self.name} accessed a buffer out of bounds (built "
+                             "with bounds_check=True); the bad accesses were skipped")
 
     def _run_python(self, args: Any) -> None:
         code = self._live_code()
@@ -114,6 +156,10 @@ class Module:
 
         def evaluate(*args: Any) -> TimingResult:
             addrs = self._checker.addresses(args)
+            with self._in_call():
+                return timed(addrs, args)
+
+        def timed(addrs: Any, args: Any) -> TimingResult:
             fn, timer = self._fn, self._timer
             if fn is None:  # Python-run code times itself on the arrays
                 code = self._live_code()
@@ -169,10 +215,17 @@ class Module:
         return self._code
 
     def close(self) -> None:
-        """Free the machine code; the Module cannot be called afterwards."""
-        self._fn = self._timer = None
-        self._threads_addr = None
-        code, self._code = self._code, None
+        """Free the machine code; the Module cannot be called afterwards. Waits for calls
+        running in other threads to return first (new ones raise)."""
+        calls = getattr(self, "_calls", None)
+        if calls is None:  # __init__ did not get that far
+            return
+        with calls:
+            code, self._code = self._code, None  # new calls now raise "closed"
+            while self._active:
+                calls.wait()
+            self._fn = self._timer = None
+            self._threads_addr = self._error_addr = None
         if code is not None:
             code.close()
 

@@ -523,3 +523,72 @@ def test_scalar_predicate_on_vector_access():
     a, b = data("float32", n), np.zeros(n, np.float32)
     build(f)(a, b)
     np.testing.assert_array_equal(b, np.where(np.arange(n) < 16, a, 0))
+
+
+def test_failed_heap_allocation_raises_memory_error():
+    """Fault: aligned_alloc returns NULL (a buffer larger than memory). Before, the kernel
+    wrote through NULL (a segfault); now it skips the work and the call raises MemoryError."""
+    n = 8
+    A, out = Buffer("A", "float32", (n,)), Buffer("out", "float32", (n,))
+    perm = Buffer("P", "int64", (n,))  # data-dependent stores: LLVM cannot elide the buffer
+
+    def kernel(name: str, elems: int) -> PrimFunc:
+        T = Buffer("T", "float32", (elems,), "global")
+        i, j = Var("i"), Var("j")
+        fill = loop(i, n, Store(T, (Load(perm, (i,), "int64"),), Load(A, (i,), "float32")))
+        use = loop(j, n, Store(out, (j,), Load(T, (j,), "float32")))
+        return PrimFunc(name, (A, perm, out), Allocate(T, Seq((fill, use))))
+
+    a, p, o = data("float32", n), np.arange(n, dtype=np.int64)[::-1].copy(), np.zeros(n, "f4")
+    mod = build(kernel("oom", 1 << 58))  # 2^60 bytes
+    with pytest.raises(MemoryError, match="could not allocate"):
+        mod(a, p, o)
+    with pytest.raises(MemoryError):  # the flag is per call: raised again, then reset
+        mod.time_evaluator(1, 1)(a, p, o)
+    good = build(kernel("fine", n))
+    good(a, p, o)  # a kernel whose allocation succeeds runs normally
+    np.testing.assert_array_equal(o, a[::-1])
+
+
+def test_bounds_check_raises_index_error_for_a_data_dependent_bad_index():
+    """Accesses the compiler cannot prove safe (an index read from memory) are checked at
+    run time with bounds_check=True: the bad access is skipped and the call raises."""
+    n = 8
+    A, out = Buffer("A", "float32", (n,)), Buffer("out", "float32", (n,))
+    perm = Buffer("P", "int64", (n,))
+    i = Var("i")
+    f = PrimFunc("gather", (A, perm, out),
+                 loop(i, n, Store(out, (i,), Load(A, (Load(perm, (i,), "int64"),), "float32"))))
+    mod = build(f, bounds_check=True)
+    a, o = data("float32", n), np.zeros(n, "float32")
+    good = np.arange(n, dtype=np.int64)[::-1].copy()
+    mod(a, good, o)
+    np.testing.assert_array_equal(o, a[::-1])
+    bad = good.copy()
+    bad[3] = 1 << 40
+    with pytest.raises(IndexError, match="out of bounds"):
+        mod(a, bad, o)
+    bad[3] = -1
+    with pytest.raises(IndexError):
+        mod(a, bad, o)
+    mod(a, good, o)  # the flag was reset
+    assert "__error" not in generate(f).text  # off by default: no checks
+
+
+def test_bounds_check_keeps_vectorized_kernels_correct():
+    import tiletune as tt
+
+    A = tt.placeholder((64, 64), "float32", name="A")
+    B = tt.placeholder((64, 64), "float32", name="B")
+    k = tt.reduce_axis(64, name="k")
+    C = tt.compute((64, 64), lambda i, j: tt.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = tt.create_schedule(C)
+    i, j = s[C].axis
+    jo, ji = s[C].split(j, factor=8)
+    s[C].reorder(i, jo, k, ji)
+    s[C].vectorize(ji)
+    f = tt.build(s, [A, B, C], bounds_check=True)
+    a, b = data("float32", (64, 64)), data("float32", (64, 64))
+    c = np.zeros((64, 64), "float32")
+    f(a, b, c)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)

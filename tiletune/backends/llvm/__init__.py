@@ -38,18 +38,22 @@ def kernel_info(func: PrimFunc, kernel: KernelIR, **extra: object) -> KernelInfo
         args.append(ArgSpec(b.name, b.dtype, shape, b.name in outputs))
     return KernelInfo(func.name, kernel.symbol, tuple(args), kernel.time_symbol,
                       kernel.threads_symbol, kernel.parallel, "", "llvm",
-                      {**describe(None), **extra})
+                      {**describe(None),
+                       **({"error_symbol": kernel.error_symbol} if kernel.error_symbol else {}),
+                       **extra})
 
 
 def build(func: PrimFunc, *, opt_level: int = 3, codegen_opt: int = 3,
-          target: str = "llvm") -> Module:
-    """Compile a lowered PrimFunc for this CPU (or the one ``target`` names)."""
+          target: str = "llvm", bounds_check: bool = False) -> Module:
+    """Compile a lowered PrimFunc for this CPU (or the one ``target`` names).
+    ``bounds_check``: every load and store tests its index at run time; a call that went
+    out of bounds raises IndexError (debugging; slower code)."""
     for name, v in (("opt_level", opt_level), ("codegen_opt", codegen_opt)):
         if not isinstance(v, int) or not 0 <= v <= 3:
             raise BuildError(f"{name} must be 0, 1, 2 or 3, got {v!r}")
     cpu = parse_target(target)
     cpu_target = None if cpu.is_host else cpu
-    kernel = generate(func)
+    kernel = generate(func, bounds_check=bounds_check)
     missing = missing_on_host(cpu) if cpu_target else []
     if missing:
         from tiletune.backends.llvm.cross import CrossCode

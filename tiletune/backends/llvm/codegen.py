@@ -17,6 +17,7 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from tiletune.backends.llvm import target
+from tiletune.backends.llvm.checks import ALLOC_FAILED, checked, flag_error, in_bounds
 from tiletune.backends.llvm.emit import (
     FunctionText,
     ModuleText,
@@ -50,6 +51,7 @@ class KernelIR:
     time_symbol: str
     threads_symbol: str
     libs: tuple[str, ...] = ()  # native libraries it calls: "gomp", "mvec"
+    error_symbol: str = ""  # i32 global: 1 after a failed heap allocation ("": none)
 
     @property
     def parallel(self) -> bool:
@@ -63,10 +65,25 @@ class KernelContext:
     symbol: str
     mod: ModuleText = field(default_factory=ModuleText)
     n_outlined: int = 0
+    heap: bool = False  # the error global exists (a heap buffer or a bounds check)
+    bounds_check: bool = False  # check every load and store at run time
 
     @property
     def threads_symbol(self) -> str:
         return f"{self.symbol}__num_threads"
+
+    @property
+    def error_symbol(self) -> str:
+        """i32 global set to 1 when a heap allocation fails (the runtime raises MemoryError
+        and resets it); the statements that needed the buffer are skipped."""
+        return f"{self.symbol}__error"
+
+    def use_error_global(self) -> str:
+        """The error global's name, defining it on first use."""
+        if not self.heap:
+            self.heap = True
+            self.mod.globals.append(f"@{self.error_symbol} = global i32 0, align 4")
+        return self.error_symbol
 
 
 _RESERVED = {"main", "GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads",
@@ -168,6 +185,13 @@ class StmtGen(ExprGen):
     # ------------------------------------------------------------------ memory
 
     def _store(self, s: Store) -> None:
+        if self.ctx.bounds_check:  # tt.build(..., bounds_check=True)
+            ok = in_bounds(self, s.buffer, self.flat_index(s), dt.lanes(s.value.dtype), s.pred)
+            checked(self, ok, lambda: self._store_unchecked(s), None)
+            return
+        self._store_unchecked(s)
+
+    def _store_unchecked(self, s: Store) -> None:
         buf, fn = s.buffer, self.fn
         index = self.flat_index(s)
         vdt = s.value.dtype
@@ -227,10 +251,22 @@ class StmtGen(ExprGen):
         free = self.mod.declare("free", "declare void @free(ptr)")
         p = fn.op(f"call ptr {alloc}(i64 64, i64 {max(64, -(-nbytes // 64) * 64)})",
                   value_name(buf.name) + ".")
+        # NULL (out of memory): flag the error for the runtime and skip the body
+        ok, fail, end = fn.label("alloc_ok"), fn.label("alloc_fail"), fn.label("alloc_end")
+        got = fn.op(f"icmp ne ptr {p}, null")
+        fn.emit(f"br i1 {got}, label %{ok}, label %{fail}")
+        fn.start_block(fail)
+        flag_error(self, ALLOC_FAILED)
+        fn.emit(f"br label %{end}")
+        fn.start_block(ok)
+        fn.push_scope()
         self.bufs[buf.uid] = p
         self.stmt(s.body)
         del self.bufs[buf.uid]
         fn.emit(f"call void {free}(ptr {p})")
+        fn.pop_scope()
+        fn.emit(f"br label %{end}")
+        fn.start_block(end)
 
     # ------------------------------------------------------------------ control flow
 
@@ -269,14 +305,15 @@ class StmtGen(ExprGen):
 # ---------------------------------------------------------------------- the module
 
 
-def generate(func: PrimFunc) -> KernelIR:
-    """LLVM IR text for ``func`` (see the module docstring for the entry points)."""
+def generate(func: PrimFunc, bounds_check: bool = False) -> KernelIR:
+    """LLVM IR text for ``func`` (see the module docstring for the entry points);
+    ``bounds_check``: test every load and store at run time (``checks.py``)."""
     params = tuple(func.params)
     for b in params:
         if not isinstance(b, Buffer):
             raise BuildError(f"parameter {b!r} of {func.name} is not a Buffer")
     target.init()
-    ctx = KernelContext(symbol_name(func.name))
+    ctx = KernelContext(symbol_name(func.name), bounds_check=bool(bounds_check))
     names = [f"%{value_name(b.name)}.arg{i}" for i, b in enumerate(params)]
     fn = FunctionText()
     gen = StmtGen(ctx, fn, {}, {b.uid: n for b, n in zip(params, names)})
@@ -289,7 +326,7 @@ def generate(func: PrimFunc) -> KernelIR:
     ctx.mod.functions.insert(0, fn.define(header + " #0"))
     ctx.mod.functions.append(_timer(ctx, len(params)))
     return KernelIR(ctx.mod.text(), sym, f"{sym}__time", ctx.threads_symbol,
-                    tuple(sorted(ctx.mod.libs)))
+                    tuple(sorted(ctx.mod.libs)), ctx.error_symbol if ctx.heap else "")
 
 
 def _timer(ctx: KernelContext, nargs: int) -> str:

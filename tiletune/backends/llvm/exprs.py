@@ -417,6 +417,15 @@ class ExprGen:
                           f"{vec('i64', n)} {idx}", "p")
 
     def _load(self, e: Load) -> str:
+        ctx = getattr(self, "ctx", None)
+        if ctx is not None and ctx.bounds_check:  # tt.build(..., bounds_check=True)
+            from tiletune.backends.llvm.checks import checked, in_bounds
+
+            ok = in_bounds(self, e.buffer, self.flat_index(e), dt.lanes(e.dtype), e.pred)
+            return checked(self, ok, lambda: self._load_unchecked(e), e.dtype)
+        return self._load_unchecked(e)
+
+    def _load_unchecked(self, e: Load) -> str:
         buf, fn = e.buffer, self.fn
         index = self.flat_index(e)
         n, el = dt.lanes(e.dtype), mem_elem(buf.dtype)

@@ -123,8 +123,8 @@ class VTAModule(Module):
     def __call__(self, *arrays: Any, order: str = "program", seed: int = 0) -> None:
         """Run bit-exactly on the simulator; ``order="random"`` shuffles module steps."""
         self._checker.addresses(arrays)
-        self._live_code()  # closed modules cannot run
-        self.last_report = self._vta.run(arrays, order=order, seed=seed)
+        with self._in_call():  # closed modules cannot run; close() waits for this call
+            self.last_report = self._vta.run(arrays, order=order, seed=seed)
 
     @property
     def report(self) -> SimReport:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -57,7 +58,9 @@ class MeasureOption:
     ``number`` calls per repeat, ``repeat`` timed repeats (``number`` grows until a repeat
     lasts ``min_repeat_ms``); ``timeout`` limits running (seconds, from when the worker gets
     the timing token), ``build_timeout`` building; ``jobs`` worker processes; ``threads``
-    kernel threads; ``flush_cache`` evicts the caches before each repeat;
+    kernel threads (default: what compiled kernels use, ``TILETUNE_NUM_THREADS`` or the
+    core count, so the records describe the kernels that will run); ``flush_cache``
+    evicts the caches before each repeat;
     ``check_correctness`` compares outputs with the reference (relative tolerance ``rtol``).
     ``max_repeat_ms``: when one call already lasts long enough, ``number`` is lowered (to
     no less than 1) so a repeat lasts about this long (None: always ``number`` calls); slow
@@ -86,7 +89,7 @@ class MeasureOption:
     timeout: float = 10.0
     build_timeout: float = 30.0
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
-    threads: int = 1
+    threads: int = field(default_factory=lambda: _runtime_threads())
     flush_cache: bool = False
     check_correctness: bool = True
     rtol: float = 1e-3
@@ -103,11 +106,18 @@ class MeasureOption:
             raise TuningError(f"timeouts must be > 0: {self}")
 
 
+def _runtime_threads() -> int:
+    from ...runtime.threads import default_num_threads
+
+    return default_num_threads()
+
+
 class _Worker:
     """Parent-side state of one worker process."""
 
-    def __init__(self, proc: Any, conn: Any, crash_log: str) -> None:
+    def __init__(self, proc: Any, conn: Any, crash_log: str, crash_fd: int) -> None:
         self.proc, self.conn, self.crash_log = proc, conn, crash_log
+        self.crash_fd = crash_fd  # read end of the crash log, kept after the file is unlinked
         self.started = time.monotonic()
         self.alive_ok = False  # "hello" received
         self.index: int | None = None  # candidate being measured
@@ -124,8 +134,14 @@ class LocalMeasurer:
     ``reference_note`` says why outputs are not checked, when they are not.
     """
 
-    def __init__(self, task: Task, option: MeasureOption | None = None, seed: int = 0) -> None:
+    def __init__(self, task: Task, option: MeasureOption | None = None, seed: int = 0, *,
+                 timing_lock: Any = None) -> None:
         self.task, self.option, self.seed = task, option or MeasureOption(), seed
+        #: Held while a candidate runs (``acquire()``/``release()``): e.g. a lock shared by
+        #: every measurer of the machine (``measure.dask.HostTimingLock``), so timings never
+        #: overlap across processes either.
+        self.timing_lock = timing_lock
+        self._lock_held = False
         self._ctx = mp.get_context("spawn")
         self._opts = asdict(self.option)
         self._task_json = task.to_json()
@@ -139,6 +155,11 @@ class LocalMeasurer:
                                        "(register reference= with the template)")
         self._workers: list[_Worker] = []
         self._closed = False
+        #: Per-run directory of the workers' crash logs, removed by close(). On Linux each
+        #: log is unlinked at once and the worker opens it as /proc/<parent>/fd/<fd>
+        #: (elsewhere: unlinked once the worker has opened it), so even a SIGKILLed tuner
+        #: leaves at most this empty directory behind.
+        self.run_dir = tempfile.mkdtemp(prefix="tiletune-run-")
         self.n_respawns = 0
         self.n_pauses = 0  # builds stopped while another worker timed
         #: Fastest mean cost measured so far (the reference of ``cutoff``).
@@ -154,15 +175,23 @@ class LocalMeasurer:
     # -- worker life cycle ------------------------------------------------------------------
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        fd, crash_log = tempfile.mkstemp(prefix="tiletune-worker-", suffix=".log")
-        os.close(fd)
+        fd, crash_log = tempfile.mkstemp(prefix="worker-", suffix=".log", dir=self.run_dir)
+        proc_fd = f"/proc/{os.getpid()}/fd/{fd}"
+        if os.path.exists(proc_fd):  # Linux: the worker reopens it through our descriptor,
+            os.unlink(crash_log)  # so the log never has a name a SIGKILL could leave behind
+            crash_log = proc_fd
         proc = self._ctx.Process(
             target=worker_main, daemon=True, name=f"tiletune-measure-{self.task.name}",
-            args=(child, self._task_json, self._opts, self.inputs, self.expected, crash_log))
-        with _sigint_ignored_in_children():
-            proc.start()
+            args=(child, self._task_json, self._opts, self.inputs, self.expected, crash_log,
+                  os.getpid()))
+        try:
+            with _stop_signals_blocked():
+                proc.start()
+        except BaseException:
+            os.close(fd)
+            raise
         child.close()
-        return _Worker(proc, parent, crash_log)
+        return _Worker(proc, parent, crash_log, fd)
 
     # -- pausing builds while a worker times -----------------------------------------------
     def _isolate(self, holder: _Worker | None) -> None:
@@ -188,12 +217,17 @@ class LocalMeasurer:
     def _kill(self, w: _Worker) -> None:
         if w.paused_at is not None:
             self._resume(w, time.monotonic())
+        _signal(w, getattr(signal, "SIGCONT", None))  # never leave a worker stopped
         if w.proc.is_alive():
             w.proc.kill()
         w.proc.join(5)
         w.conn.close()
+        if not w.crash_log.startswith("/proc/"):
+            with contextlib.suppress(OSError):
+                os.unlink(w.crash_log)
         with contextlib.suppress(OSError):
-            os.unlink(w.crash_log)
+            os.close(w.crash_fd)
+        w.crash_fd = -1
 
     def _replace(self, w: _Worker) -> None:
         self._kill(w)
@@ -215,17 +249,19 @@ class LocalMeasurer:
         try:
             while len(results) < len(order):
                 now = time.monotonic()
-                for w in self._workers:  # hand out work
+                for w in list(self._workers):  # hand out work
                     if w.alive_ok and w.index is None and todo:
-                        w.index, w.phase, w.t0 = todo.popleft(), "build", now
-                        w.deadline = now + self.option.build_timeout
-                        w.conn.send(("measure", w.index))
+                        self._hand_out(w, todo, now)
                 if holder is None and waiting:  # hand out the timing token
+                    if self.timing_lock is not None and not self._lock_held:
+                        self.timing_lock.acquire()
+                        self._lock_held = True
                     holder = waiting.popleft()
                     holder.phase = "run"
                     self._isolate(holder)  # other builds stop before the timing starts
                     holder.deadline = time.monotonic() + self.option.timeout
-                    holder.conn.send(("go", holder.index, self.best_cost))
+                    with contextlib.suppress(OSError):  # dead: _poll reports the crash
+                        holder.conn.send(("go", holder.index, self.best_cost))
                 self._isolate(holder)  # also builds handed out above; resumes when done
                 timeout = min((w.deadline for w in self._workers if w.paused_at is None),
                               default=1.0) - time.monotonic()
@@ -234,6 +270,7 @@ class LocalMeasurer:
                 for w in list(self._workers):
                     if self._poll(w, ready, results, waiting) and holder is w:
                         holder = None
+                        self._release_timing_lock()
         except BaseException:
             # interrupted (Ctrl-C, a fatal worker error): no candidate may stay in flight
             for w in list(self._workers):
@@ -241,9 +278,31 @@ class LocalMeasurer:
                     self._replace(w)
             raise
         finally:
+            self._release_timing_lock()
             if not self._closed:
                 self._isolate(None)
         return [results[i] for i in order]
+
+    def _release_timing_lock(self) -> None:
+        if self._lock_held:
+            self._lock_held = False
+            self.timing_lock.release()
+
+    def _hand_out(self, w: _Worker, todo: deque[int], now: float) -> None:
+        """Send ``w`` the next index; a worker that died while idle (between batches, or
+        killed from outside) is replaced and the index goes back to the front of the queue,
+        so nothing is lost and no Crash is blamed on a config it never saw."""
+        index = todo.popleft()
+        try:
+            if not w.proc.is_alive():
+                raise BrokenPipeError("worker is gone")
+            w.conn.send(("measure", index))
+        except (OSError, ValueError):
+            todo.appendleft(index)
+            self._replace(w)
+            return
+        w.index, w.phase, w.t0 = index, "build", now
+        w.deadline = now + self.option.build_timeout
 
     def _poll(self, w: _Worker, ready: set, results: dict[int, MeasureResult],
               waiting: deque[_Worker]) -> bool:
@@ -254,6 +313,9 @@ class LocalMeasurer:
                     msg = w.conn.recv()
                     if msg[0] == "hello":
                         w.alive_ok = True
+                        if not w.crash_log.startswith("/proc/"):  # it holds the log now
+                            with contextlib.suppress(OSError):
+                                os.unlink(w.crash_log)
                     elif msg[0] == "fatal":
                         self.close()
                         raise TuningError(f"measurement worker cannot load task "
@@ -301,7 +363,7 @@ class LocalMeasurer:
         stage = {"build": "building", "wait": "after building", "run": "running"}[w.phase]
         results[w.index] = MeasureResult.failure(
             "Crash", f"worker {_exit(code)} while {stage} config {w.index}",
-            all_cost=time.monotonic() - w.t0, traceback=_read(w.crash_log))
+            all_cost=time.monotonic() - w.t0, traceback=_read(w.crash_fd))
         had_token = w.phase == "run"
         if w in waiting:
             waiting.remove(w)
@@ -335,9 +397,12 @@ class LocalMeasurer:
             except (OSError, ValueError):
                 pass
         deadline = time.monotonic() + 2.0
-        for w in self._workers:
-            w.proc.join(max(0.0, deadline - time.monotonic()))
-            self._kill(w)
+        try:
+            for w in self._workers:
+                w.proc.join(max(0.0, deadline - time.monotonic()))
+                self._kill(w)
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalMeasurer:
         return self
@@ -352,26 +417,31 @@ class LocalMeasurer:
             pass
 
 
+#: Signals a worker must never act on: the parent handles them (Ctrl-C reaches the whole
+#: process group; SIGTERM/SIGHUP may too) and stops the workers itself.
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, n))
+
+
 @contextlib.contextmanager
-def _sigint_ignored_in_children() -> Any:
-    """Start child processes with SIGINT ignored (the disposition survives exec, and Python
-    keeps an ignored SIGINT ignored), so a Ctrl-C during a worker's start-up cannot print a
-    KeyboardInterrupt traceback from it. Here SIGINT is blocked meanwhile: a Ctrl-C in this
-    window is delivered, to this process only, when it ends."""
+def _stop_signals_blocked() -> Any:
+    """Start child processes with :data:`STOP_SIGNALS` blocked (the mask survives fork and
+    exec); the worker ignores them and only then unblocks them, so a Ctrl-C sent to the
+    process group during its start-up is discarded in the child and cannot print a
+    traceback there. In this process a signal that arrives meanwhile stays pending and is
+    delivered when the block ends.
+
+    The parent's handlers are left alone: an earlier version set SIGINT to SIG_IGN here
+    while blocked, and POSIX discards a pending signal whose action becomes SIG_IGN, so a
+    Ctrl-C landing between the two calls (a worker is spawned at start and after every
+    timeout or crash) was lost and the tuner ran on to its last trial."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    old_handler = None
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
-        try:
-            old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        except ValueError:  # not the main thread: main() ignores SIGINT first thing
-            pass
         yield
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
@@ -386,15 +456,21 @@ def _signal(w: _Worker, sig: int | None) -> bool:
     return True
 
 
-def _read(path: str, limit: int = 4000) -> str:
-    """The end of a worker's crash log, without faulthandler's trailing list of every loaded
-    extension module (with NumPy, SciPy and scikit-learn loaded it is longer than ``limit``
-    and would push the stack out)."""
+def _read(fd: int, limit: int = 4000) -> str:
+    """The end of a worker's crash log (read through the parent's descriptor: the file is
+    unlinked), without faulthandler's trailing list of every loaded extension module (with
+    NumPy, SciPy and scikit-learn loaded it is longer than ``limit`` and would push the
+    stack out)."""
+    if fd < 0:
+        return ""
+    chunks, offset = [], 0
     try:
-        with open(path, errors="replace") as f:
-            text = f.read()
+        while chunk := os.pread(fd, 1 << 16, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
     except OSError:
         return ""
+    text = b"".join(chunks).decode(errors="replace")
     head, sep, _ = text.partition("\nExtension modules:")
     return (head + "\n" if sep else text)[-limit:]
 

@@ -15,16 +15,21 @@ Only the holder of the token runs kernels, so timings never overlap; the other w
 builds are paused meanwhile (``MeasureOption.pause_builds``). The parent enforces timeouts
 and detects crashes (it owns the token, so a killed worker cannot leave it taken).
 
-Workers ignore SIGINT: Ctrl-C at a terminal reaches the whole process group, and only the
-parent handles it (it stops the session and the workers; no worker prints a traceback).
-The parent starts them with SIGINT ignored and blocked, so this holds from the first
-instruction of the child, before :func:`main` runs.
+Workers ignore SIGINT, SIGTERM and SIGHUP: Ctrl-C at a terminal reaches the whole process
+group, and only the parent handles it (it stops the session and the workers; no worker
+prints a traceback). The parent starts them with those signals blocked, so this holds from
+the first instruction of the child; :func:`main` ignores them, then unblocks them. Workers
+die with their parent: on Linux ``PR_SET_PDEATHSIG`` makes the kernel SIGKILL them when
+the thread that started them ends (also when they are stopped: SIGKILL needs no SIGCONT),
+and every second a worker checks that its parent is still the process that started it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -62,13 +67,49 @@ def effective_number(number: int, first_call: float, max_repeat_ms: float | None
     return max(1, min(number, int(max_repeat_ms / (first_call * 1e3))))
 
 
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP")
+                      if hasattr(signal, n))
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """Make this process end when its parent does: ``PR_SET_PDEATHSIG`` (Linux), and a
+    daemon thread that exits when the parent pid changes (other platforms, and a parent that
+    died before the prctl call)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if parent_pid is None:
+        return
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="tiletune-parent-watch", daemon=True).start()
+
+
 def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
-         inputs: list[Any], expected: list[Any] | None, crash_log: str | None = None) -> None:
+         inputs: list[Any], expected: list[Any] | None, crash_log: str | None = None,
+         parent_pid: int | None = None) -> None:
     """Entry point of a worker process (module level, so spawn can pickle it).
 
     ``crash_log``: a file where ``faulthandler`` writes the Python stack if the worker dies
-    of a fatal signal (the parent reads it into the Crash result's traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    of a fatal signal (the parent reads it into the Crash result's traceback).
+    ``parent_pid``: the tuner's pid; the worker exits when it is gone."""
+    for sig in _STOP_SIGNALS:  # the parent handles Ctrl-C, SIGTERM, SIGHUP
+        signal.signal(sig, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by the parent until ignored here
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))
+    die_with_parent(parent_pid)
     os.environ.update(worker_env(int(options["threads"])))
     if crash_log:
         import faulthandler

@@ -24,7 +24,14 @@ from typing import Any
 from ...errors import TuningError
 from ...schedules import dispatch
 from ..templates.task import parse_workload_key
-from .store import Record, RecordProblem, load_records, record_cost
+from .store import (
+    Record,
+    RecordProblem,
+    load_records,
+    record_cost,
+    record_problem,
+    same_machine,
+)
 
 #: Template name -> the CLI's ``--op`` name.
 CLI_OPS = {"conv2d_nchwc": "conv2d", "dense": "dense", "depthwise_conv2d": "depthwise"}
@@ -57,9 +64,17 @@ class ApplyHistoryBest:
         #: workload key -> the record applied (the fastest one that fits the template).
         self.best: dict[str, Record] = {}
         by_key: dict[str, list[Record]] = {}
+        #: successful records measured on another CPU model or thread count: not used.
+        self.foreign: list[Record] = []
         for rec in recs:
-            if math.isfinite(record_cost(rec)):
-                by_key.setdefault(rec["workload"], []).append(rec)
+            if record_problem(rec) is not None:  # records passed in as dicts
+                continue
+            if not math.isfinite(record_cost(rec)):
+                continue
+            if "@vta" not in rec["workload"] and not same_machine(rec):
+                self.foreign.append(rec)
+                continue
+            by_key.setdefault(rec["workload"], []).append(rec)
         for key, group in by_key.items():
             self._add(key, sorted(group, key=record_cost))
         self.misses: dict[str, Any] = {}
@@ -73,8 +88,12 @@ class ApplyHistoryBest:
             name, args, target = key, (), ""
         from ..targets.llvm import LIBRARY
         entry = LIBRARY.get(name)
-        if entry is None:  # a user template: checked when instantiated
-            self.best[key], self.configs[key] = ranked[0], dict(ranked[0]["config"])
+        if entry is None:  # a user template: the fastest config inside its space
+            rec = _first_in_space(name, args, target, ranked)
+            if rec is None:
+                self.rejected[key] = "no record's config is in the template's space"
+                return
+            self.best[key], self.configs[key] = rec, dict(rec["config"])
             return
         module, workload_cls = entry
         try:
@@ -155,6 +174,25 @@ class ApplyHistoryBest:
                       f"{', '.join(self.paths) or 'the records'} and used the default "
                       "schedule (may be much slower):\n" + "\n".join(lines),
                       UntunedWarning, stacklevel=3)
+
+
+def _first_in_space(name: str, args: tuple, target: str, ranked: list[Record]
+                    ) -> Record | None:
+    """The first record whose config is a point of the registered template's space (the
+    first record when the template is not registered: checked when instantiated)."""
+    from ..templates.task import Task
+
+    try:
+        space = Task(name, args, target or "llvm").space
+    except Exception:  # noqa: BLE001 - not registered here
+        return ranked[0]
+    for rec in ranked:
+        try:
+            space.index_of(rec["config"])
+            return rec
+        except TuningError:
+            continue
+    return None
 
 
 def _fit_problem(module: Any, w: Any, config: Mapping[str, Any]) -> str:

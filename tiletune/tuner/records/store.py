@@ -5,20 +5,33 @@ A line::
     {"workload": "conv2d_NCHWc|1,64,56,56|...", "template": "conv2d_NCHWc",
      "config": {"tile_ic": [-1, 16], ...}, "index": 123, "costs": [1.2e-4],
      "error": null, "message": "", "timestamp": 1700000000.0, "all_cost": 0.8,
-     "seed": 0, "tuner": "XGBTuner", "versions": {"tiletune": "0.1.0", ...}}
+     "seed": 0, "tuner": "XGBTuner", "versions": {"tiletune": "0.1.0", ...},
+     "format": 2, "threads": 2,
+     "host": {"name": "lab-3", "cpu": "znver3", "features": "3f2a9c1d"}}
 
-Files are only ever appended to, one ``write`` per batch followed by flush + fsync. A line
+``format`` is the record format version (1: before ``host``/``threads``); ``host`` says
+where it was measured: host name, LLVM CPU name and a short hash of the CPU features;
+``threads`` is the kernel's thread count. A best is only taken from records of the same
+CPU and thread count as the target (:func:`same_machine`); others are reported, not used.
+
+Files are only ever appended to, one ``write`` per batch followed by flush + fsync, under an
+exclusive ``fcntl.flock`` (:func:`locked`), so several processes can share one file. A line
 cut short by an interrupted write is reported by :func:`load_records` and skipped, and the
-next append starts on a fresh line so the damage never spreads.
+next append starts on a fresh line so the damage never spreads. Every line read goes
+through one strict validator (:func:`record_problem`): a bad line is skipped with a message,
+it never crashes a command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +45,9 @@ if TYPE_CHECKING:
     from ..space.config_space import ConfigSpace
 
 Record = dict[str, Any]
+
+#: Version of the record format written by this tiletune.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -63,20 +79,71 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+@functools.cache
+def host_info() -> dict[str, str]:
+    """This machine: host name, LLVM CPU name and a short hash of its CPU features."""
+    try:
+        import llvmlite.binding as llvm
+
+        cpu = llvm.get_host_cpu_name()
+        feats = sorted(f for f, on in llvm.get_host_cpu_features().items() if on)
+    except Exception:  # noqa: BLE001 - no LLVM: still a valid record, CPU unknown
+        cpu, feats = "unknown", []
+    digest = hashlib.sha256(",".join(feats).encode()).hexdigest()[:8]
+    return {"name": socket.gethostname(), "cpu": cpu, "features": digest}
+
+
+def default_threads() -> int:
+    """The kernel thread count the runtime uses (``TILETUNE_NUM_THREADS`` or the cores)."""
+    from ...runtime.threads import default_num_threads
+
+    return default_num_threads()
+
+
 def make_record(inp: MeasureInput, res: MeasureResult, *, template: str = "",
-                seed: int | None = None, tuner: str = "") -> Record:
-    """The JSON-ready record of one measurement."""
+                seed: int | None = None, tuner: str = "", threads: int | None = None,
+                host: dict[str, str] | None = None) -> Record:
+    """The JSON-ready record of one measurement (``host``: where it was measured, default
+    this machine)."""
     return {
         "workload": inp.workload_key, "template": template, "config": dict(inp.config),
         "index": int(inp.config_index), "costs": list(res.costs), "error": res.error,
         "message": res.message, "timestamp": res.timestamp, "all_cost": res.all_cost,
-        "seed": seed, "tuner": tuner, "versions": versions(),
+        "seed": seed, "tuner": tuner, "versions": versions(), "format": FORMAT_VERSION,
+        "threads": int(threads) if threads is not None else default_threads(),
+        "host": dict(host or host_info()),
     }
 
 
+def same_machine(rec: Record, cpu: str | None = None, threads: int | None = None) -> bool:
+    """True when ``rec`` was measured on a ``cpu`` CPU (default this one) with ``threads``
+    kernel threads (default the runtime's); format-1 records, which do not say, match."""
+    host, n = rec.get("host"), rec.get("threads")
+    cpu = cpu or host_info()["cpu"]
+    threads = threads or default_threads()
+    if isinstance(host, dict) and host.get("cpu") not in (None, cpu):
+        return False
+    return n is None or n == threads
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def record_result(rec: Record) -> MeasureResult:
-    """The :class:`MeasureResult` stored in a record."""
-    return MeasureResult(costs=tuple(rec["costs"]), error=rec["error"],
+    """The :class:`MeasureResult` stored in a (validated) record."""
+    return MeasureResult(costs=tuple(rec["costs"]), error=rec.get("error"),
                          message=rec.get("message", ""), timestamp=rec.get("timestamp", 0.0),
                          all_cost=rec.get("all_cost", 0.0))
 
@@ -85,30 +152,36 @@ class RecordWriter:
     """Appends records to ``path``: one write + flush + fsync per batch, never a rewrite."""
 
     def __init__(self, path: str | os.PathLike[str], *, template: str = "",
-                 seed: int | None = None, tuner: str = "") -> None:
+                 seed: int | None = None, tuner: str = "", threads: int | None = None
+                 ) -> None:
         self.path = Path(path)
-        self.template, self.seed, self.tuner = template, seed, tuner
+        self.template, self.seed, self.tuner, self.threads = template, seed, tuner, threads
 
     def write(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult],
-              **overrides: Any) -> None:
-        """Append one record per (input, result) pair."""
+              *, each: Sequence[dict[str, Any]] | None = None, **overrides: Any) -> None:
+        """Append one record per (input, result) pair; ``each``: per-record overrides
+        (e.g. the ``host`` and ``threads`` of a remote measurement)."""
         if len(inputs) != len(results):
             raise RecordsError(f"{len(inputs)} inputs but {len(results)} results")
-        meta = {"template": self.template, "seed": self.seed, "tuner": self.tuner} | overrides
-        self.write_records([make_record(i, r, **meta) for i, r in zip(inputs, results)])
+        meta = {"template": self.template, "seed": self.seed, "tuner": self.tuner,
+                "threads": self.threads} | overrides
+        extra = list(each) if each is not None else [{}] * len(inputs)
+        self.write_records([make_record(i, r, **(meta | x))
+                            for i, r, x in zip(inputs, results, extra)])
 
     def write_records(self, records: Iterable[Record]) -> None:
-        """Append ready-made records (a single write, then flush and fsync)."""
+        """Append ready-made records (a single write under the file lock, then flush and
+        fsync)."""
         text = "".join(json.dumps(r) + "\n" for r in records)
         if not text:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not _ends_with_newline(self.path):
-            text = "\n" + text  # isolate a partial line left by an interrupted write
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        with locked(self.path):
+            if not _ends_with_newline(self.path):
+                text = "\n" + text  # isolate a partial line left by an interrupted write
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
 
     def callback(self, workload_key: str) -> Callable[[Tuner, list[int], list], None]:
         """A :meth:`Tuner.tune` callback that appends each measured batch."""
@@ -132,20 +205,53 @@ def _ends_with_newline(path: Path) -> bool:
         return True
 
 
-def _problem(rec: Any) -> str | None:
-    """Why a parsed line is not a usable record (None if it is)."""
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_OPTIONAL: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("message", lambda v: isinstance(v, str), "a string"),
+    ("timestamp", lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    ("all_cost", lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    ("index", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+     "an integer >= 0"),
+    ("template", lambda v: isinstance(v, str), "a string"),
+    ("tuner", lambda v: isinstance(v, str), "a string"),
+    ("seed", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+     "an integer or null"),
+    ("versions", lambda v: isinstance(v, dict), "an object"),
+    ("format", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+     "an integer >= 1"),
+    ("threads", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+     "an integer >= 1"),
+    ("host", lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+     "an object of strings"),
+)
+
+
+def record_problem(rec: Any) -> str | None:
+    """Why a parsed line is not a usable record (None if it is): the one strict validator.
+
+    Required: ``workload`` (string), ``config`` (object with string keys), ``costs`` (a list
+    of finite positive numbers, at least one when ``error`` is null), ``error`` (null or a
+    known error class). Optional fields must have their type when present."""
     if not isinstance(rec, dict):
         return "not a JSON object"
     for key, kind in (("workload", str), ("config", dict), ("costs", list)):
         if not isinstance(rec.get(key), kind):
             return f"field {key!r} missing or not a {kind.__name__}"
-    if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in rec["costs"]):
-        return "field 'costs' holds a non-number"
+    if not all(isinstance(k, str) for k in rec["config"]):
+        return "field 'config' has a non-string key"
+    if not all(_number(c) and c > 0 for c in rec["costs"]):
+        return f"field 'costs' must hold finite positive numbers, got {rec['costs']!r}"[:200]
     err = rec.get("error")
     if err is not None and err not in ERROR_CLASSES:
-        return f"unknown error class {err!r}"
+        return f"unknown error class {err!r}"[:200]
     if err is None and not rec["costs"]:
         return "a successful record without costs"
+    for key, ok, what in _OPTIONAL:
+        if key in rec and not ok(rec[key]):
+            return f"field {key!r} must be {what}, got {rec[key]!r}"[:200]
     return None
 
 
@@ -170,7 +276,7 @@ def load_records(path: str | os.PathLike[str]) -> tuple[list[Record], list[Recor
             what = "truncated line (interrupted write?)" if last else "corrupt line"
             problems.append(RecordProblem(str(path), no, f"{what}: {e}"))
             continue
-        reason = _problem(rec)
+        reason = record_problem(rec)
         if reason is None and last:
             reason = "last line has no newline (interrupted write?)"
             records.append(rec)  # complete JSON: keep it, but say so
@@ -190,13 +296,20 @@ def record_cost(rec: Record) -> float:
     return sum(rec["costs"]) / len(rec["costs"])
 
 
-def best_records(records: Iterable[Record]) -> dict[str, Record]:
-    """The fastest successful record of each workload."""
+def best_records(records: Iterable[Record], *, fits: Callable[[Record], bool] | None = None,
+                 machine: Callable[[Record], bool] | None = None,
+                 others: list[Record] | None = None) -> dict[str, Record]:
+    """The fastest successful record of each workload. ``fits``: skip records whose config
+    is not in the current space; ``machine``: only records it accepts (e.g.
+    :func:`same_machine`), the rejected ones are appended to ``others``."""
     best: dict[str, Record] = {}
-    for rec in records:
-        cost = record_cost(rec)
-        if math.isfinite(cost) and (rec["workload"] not in best
-                                    or cost < record_cost(best[rec["workload"]])):
+    ranked = sorted((r for r in records if math.isfinite(record_cost(r))), key=record_cost)
+    for rec in ranked:
+        if machine is not None and not machine(rec):
+            if others is not None:
+                others.append(rec)
+            continue
+        if rec["workload"] not in best and (fits is None or fits(rec)):
             best[rec["workload"]] = rec
     return best
 

@@ -71,6 +71,7 @@ class SessionSummary:
     seed: int
     elapsed: float = 0.0
     interrupted: bool = False
+    signal: int | None = None  # SIGTERM / SIGHUP that stopped the session (None: Ctrl-C)
     problems: list[str] = field(default_factory=list)  # unusable record lines met
 
     @property
@@ -89,9 +90,10 @@ class SessionSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 all good, 1 some trials failed or a workload has no working config, 130 Ctrl-C."""
+        """0 all good, 1 some trials failed or a workload has no working config, 130 Ctrl-C,
+        128 + N when signal N (SIGTERM: 143, SIGHUP: 129) stopped the session."""
         if self.interrupted:
-            return 130
+            return 128 + self.signal if self.signal else 130
         return 1 if self.n_failed or self.unsolved else 0
 
     def to_json(self) -> dict[str, Any]:

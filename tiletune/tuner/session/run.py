@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import TuningError
 from ..measure.result import MeasureInput, MeasureResult
+from ..records.shared import SharedRecords
 from ..records.store import Record, RecordWriter, measured_configs
 from ..search.registry import TunerContext, make_tuner
 from .progress import JobProgress, Reporter
 from .results import WorkloadResult
+from .signals import interrupt_reason
 
 if TYPE_CHECKING:
     from ..measure.local import MeasureOption
@@ -92,6 +94,10 @@ class WorkloadRun:
         self.tuner: Tuner | None = None
         self.confirmed: tuple[float, float, int] | None = None
         self._writer: RecordWriter | None = None
+        self._shared: SharedRecords | None = None
+        self._measurer: Any = None
+        self._who = ""  # the "tuner" field of records written now (default, the tuner)
+        self.signal: int | None = None  # SIGTERM/SIGHUP that interrupted it (None: Ctrl-C)
 
     # -- the steps ----------------------------------------------------------------------------
     def run(self) -> WorkloadResult:
@@ -101,12 +107,17 @@ class WorkloadRun:
         self.start()
         try:
             with self.measurer_cls(self.task, self.plan.option, seed=self.plan.seed) as m:
-                self.measure_default(m)
-                self.search(m)
+                self._measurer = m
+                shared = self.shared_measure(m)
+                self.measure_default(shared)
+                self.search(shared, recorded=True)
                 self.confirm(m)
-        except KeyboardInterrupt:
-            self.result.status, self.result.stop_reason = "interrupted", "interrupted (Ctrl-C)"
+        except KeyboardInterrupt as e:
+            self.result.status, self.result.stop_reason = "interrupted", interrupt_reason(e)
+            self.signal = getattr(e, "signum", None)
         finally:
+            if self._shared is not None:
+                self._shared.close()
             self.finish()
         return self.result
 
@@ -125,12 +136,38 @@ class WorkloadRun:
             self.resume_from = measured_configs(list(plan.prior), self.task.workload_key,
                                                 self.space)
         self.result.resumed = len(self.resume_from)
+        self._shared = SharedRecords(plan.records, self.task.workload_key, self.space)
         self._writer = RecordWriter(plan.records, template=self.task.name, seed=plan.seed,
-                                    tuner=plan.tuner)
+                                    tuner=plan.tuner,
+                                    threads=int(getattr(plan.option, "threads", 1) or 1))
         self.tuner = make_tuner(plan.tuner, TunerContext(self.task, plan.seed, plan.trials,
                                                          list(plan.history)))
         self.progress.status = "running"
         plan.reporter.job_start(self.progress)
+
+    def shared_measure(self, measurer: Callable) -> Callable[[list[int]], list[MeasureResult]]:
+        """``measurer`` behind the records file's claims (:class:`SharedRecords`): configs
+        another ``tune`` process on the same file measured or is measuring are not measured
+        again; what is measured here is recorded here (and only that)."""
+        shared = self._shared
+        assert shared is not None, "start() opens the records"
+
+        def measure(indices: list[int]) -> list[MeasureResult]:
+            todo, out, busy = shared.claim([int(i) for i in indices])
+            if todo:
+                res = list(measurer(todo))
+                self._record(todo, res, self._who)
+                out.update(zip(todo, res))
+            if busy:
+                out.update(shared.wait_for(busy))
+                rest = [i for i in busy if i not in out]  # their claimer died: measure here
+                if rest:
+                    res = list(measurer(rest))
+                    self._record(rest, res, self._who)
+                    out.update(zip(rest, res))
+            return [out[int(i)] for i in indices]
+
+        return measure
 
     def measure_default(self, measurer: Callable) -> None:
         """Measure the heuristic default config (unless resumed): the speed-up baseline."""
@@ -141,8 +178,8 @@ class WorkloadRun:
                                        "is not in the space: no speed-up baseline")
             return
         if d not in self.resume_from:
+            self._who = "default"
             (dres,) = measurer([d])
-            self._record([d], [dres], "default")
             self.resume_from[d] = dres
         dres = self.resume_from[d]
         if dres.ok:
@@ -153,14 +190,16 @@ class WorkloadRun:
             self.plan.reporter.message(f"{self.progress.label} the default config failed: "
                                        f"{dres.describe()}")
 
-    def search(self, measurer: Callable) -> None:
-        """Run the tuner within the trial and time budgets, recording every batch."""
+    def search(self, measurer: Callable, recorded: bool = False) -> None:
+        """Run the tuner within the trial and time budgets, recording every batch
+        (``recorded``: ``measurer`` records what it measures itself)."""
         plan, tuner = self.plan, self.tuner
         assert tuner is not None, "start() makes the tuner"
+        self._who = plan.tuner
 
         def measure(indices: list[int]) -> list[MeasureResult]:
             out = list(measurer(indices))
-            if len(out) == len(indices):
+            if len(out) == len(indices) and not recorded:
                 self._record(indices, out, plan.tuner)
             return out
 
@@ -226,7 +265,13 @@ class WorkloadRun:
         assert self._writer is not None, "start() opens the records"
         key = self.task.workload_key
         inputs = [MeasureInput(key, int(i), self.space.get(int(i)).to_json()) for i in indices]
-        self._writer.write(inputs, results, tuner=who)
+        hosts = getattr(self._measurer, "hosts", None)  # remote measurements: where
+        each = None
+        if hosts:
+            threads = getattr(self._measurer, "threads", {})
+            each = [{"host": hosts[int(i)], "threads": threads[int(i)]}
+                    if int(i) in hosts else {} for i in indices]
+        self._writer.write(inputs, results, each=each, tuner=who)
         for i, r in zip(indices, results):
             if not r.ok:
                 self.failures[r.error or "Unknown"] += 1

@@ -29,10 +29,11 @@ what was done (``interrupted=True``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...errors import RecordsError, TuningError
 from ..records.store import Record, RecordProblem, load_records
@@ -41,6 +42,7 @@ from ..search.registry import DEFAULT_TRIALS, TUNERS
 from .progress import Reporter
 from .results import SessionSummary, WorkloadResult
 from .run import Job, RunPlan, WorkloadRun
+from .signals import stop_signals_interrupt
 
 if TYPE_CHECKING:
     from ..measure.local import MeasureOption
@@ -51,11 +53,16 @@ DEFAULT_RECORDS = "tiletune_records.jsonl"
 DEFAULT_TIME_BUDGET = 1080.0  # ResNet-18 (12 layers) within 20 minutes on 2 cores
 
 
-def measurer_class(target: str | None) -> type:
+def measurer_class(target: str | None, cluster: str | None = None) -> Any:
     """The class that measures tasks of ``target`` (``cls(task, option, seed=...)``), as
-    the target declares it (``tiletune/tuner/targets/``)."""
+    the target declares it (``tiletune/tuner/targets/``); with ``cluster`` (a Dask
+    scheduler address), llvm tasks are measured on that cluster."""
     from ..targets.registry import get_target
 
+    if cluster and str(target or "llvm").split()[0] == "llvm":
+        from ..measure.dask import DaskMeasurer
+
+        return functools.partial(DaskMeasurer, address=cluster)
     return get_target(target).measurer
 
 
@@ -93,6 +100,7 @@ def tune_workloads(
     records: str | Path = DEFAULT_RECORDS, resume: bool = False, seed: int = 0,
     option: MeasureOption | None = None, transfer_from: Sequence[str | Path] = (),
     reporter: Reporter | None = None, batch_size: int | None = None, confirm: bool = True,
+    cluster: str | None = None,
 ) -> SessionSummary:
     """Tune each workload (a :class:`Workload` or a harness ``Task``) and summarise.
 
@@ -101,7 +109,10 @@ def tune_workloads(
     ``confirm`` (step 5 of the module docstring), the reported default and best times come
     from interleaved re-measurements at the end of each workload. Raises
     :class:`TuningError` / :class:`RecordsError` for bad arguments or unreadable records
-    before anything is measured; never for failed measurements.
+    before anything is measured; never for failed measurements. ``cluster``: a Dask
+    scheduler address (``tcp://host:8786``); llvm workloads are then measured on its
+    workers (:mod:`tiletune.tuner.measure.dask`); a lost cluster raises TuningError with
+    the records written so far intact.
     """
     from ..measure.local import MeasureOption
 
@@ -155,6 +166,14 @@ def tune_workloads(
         if isinstance(e, WorkloadResult):
             reporter.message(f"warning: skipping {e.name} ({e.description}): {e.stop_reason}")
     reporter.start(len(jobs), trials, time_budget, str(records))
+    with stop_signals_interrupt():
+        _run_jobs(entries, jobs, plan, summary, deadline, start, cluster)
+    return summary
+
+
+def _run_jobs(entries: list[Job | WorkloadResult], jobs: list[Job], plan: RunPlan,
+              summary: SessionSummary, deadline: float | None, start: float,
+              cluster: str | None = None) -> None:
     try:
         pos = 0
         for job in entries:
@@ -166,12 +185,11 @@ def tune_workloads(
             if deadline is not None:
                 share = (deadline - time.monotonic()) / (len(jobs) - pos + 1)
             run = WorkloadRun(job, plan, pos, len(jobs), share,
-                              measurer_class(getattr(job.task, "target", "llvm")))
+                              measurer_class(getattr(job.task, "target", "llvm"), cluster))
             summary.results.append(run.result)
             res = run.run()
             if res.status == "interrupted":
-                summary.interrupted = True
+                summary.interrupted, summary.signal = True, run.signal
                 break
     finally:
         summary.elapsed = time.monotonic() - start
-    return summary
