@@ -35,3 +35,15 @@ class RecordsError(TileTuneError):
 
 class VTAError(TileTuneError):
     """An instruction stream or schedule does not fit the VTA accelerator."""
+
+
+class GraphError(TileTuneError):
+    """An ill-formed network graph (unknown node, shape mismatch, cycle, bad attribute)."""
+
+
+class FrontendError(GraphError):
+    """A model file could not be imported (unreadable, malformed, unsupported)."""
+
+
+class UnsupportedOperatorError(FrontendError):
+    """The model uses an operator the frontend does not support (nothing was built)."""
