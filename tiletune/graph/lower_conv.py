@@ -103,15 +103,31 @@ def conv_plan(g: Graph, node: str, configs: TunedConfigs, producer_block: int) -
                         "dense_fused", args, tuned)
     kind = conv_kind(g, node)
     if kind == "nchwc":
+        # the channel blocks are fixed here (the input's block is its producer's, the
+        # output's the default for the shape), so neighbouring convs need no transform; the
+        # tuned knobs are the register tile, kw unrolling and the parallel loops
         w = conv2d_workload(g, node)
-        layout_in = "NCHWc" if producer_block else "NCHW"
-        args = (w.N, w.C, w.H, w.W, w.K, w.R, w.S, w.stride, w.pad, layout_in, epi.key(),
-                w.dtype)
-        cfg = configs.get("conv2d_nchwc_fused", args) or configs.get(
-            "conv2d_nchwc", (w.N, w.C, w.H, w.W, w.K, w.R, w.S, w.stride, w.pad, w.dtype))
-        tuned = cfg is not None and _fits(conv2d, w, cfg)
-        cfg = cfg if tuned else conv2d.default_config(w)
-        return ConvPlan(kind, cfg, cfg["ic_bn"] if producer_block else 0, cfg["oc_bn"],
+        default = conv2d.default_config(w)
+        ic_ok = producer_block in conv2d.space(w)["ic_bn"]
+        layout_in = "NCHWc" if producer_block and ic_ok else "NCHW"
+        ic_bn = producer_block if layout_in == "NCHWc" else default["ic_bn"]
+        oc_bn = default["oc_bn"]
+        args = (w.N, w.C, w.H, w.W, w.K, w.R, w.S, w.stride, w.pad, layout_in, ic_bn, oc_bn,
+                epi.key(), w.dtype)
+        base = {**default, "ic_bn": ic_bn, "oc_bn": oc_bn}
+        cfg = configs.get("conv2d_nchwc_fused", args)
+        plain = configs.get("conv2d_nchwc",
+                            (w.N, w.C, w.H, w.W, w.K, w.R, w.S, w.stride, w.pad, w.dtype))
+        tuned = False
+        for cand in (cfg, plain):
+            if cand is not None:
+                cand = {**cand, "ic_bn": ic_bn, "oc_bn": oc_bn}
+                if _fits(conv2d, w, cand):
+                    base, tuned = cand, True
+                    break
+        if not tuned and not conv2d.is_valid(w, base):
+            base["reg_n"] = default["reg_n"]
+        return ConvPlan(kind, base, ic_bn if layout_in == "NCHWc" else 0, oc_bn,
                         "conv2d_nchwc_fused", args, tuned)
     if kind == "depthwise":
         c = g.type(node).shape[1]

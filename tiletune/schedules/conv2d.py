@@ -95,20 +95,27 @@ def is_valid(w: Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
 
 
 def default_config(w: Conv2dWorkload) -> dict[str, Any]:
-    """TVM-like fallback, sharpened for AVX-512: two-vector output blocks, the widest tile."""
+    """TVM-like fallback read from the host: the channel block (one or two vectors) and
+    width tile that keep the most accumulators in registers (a tile dividing the width
+    preferred; ties go to the wider block, which needs fewer weight loads per FMA)."""
     m = host_machine()
     lanes = m.vector_lanes
     oc_choices = [d for d in divisors(w.K) if d <= 2 * lanes]
-    multiples = [d for d in oc_choices if d % lanes == 0]
-    oc_bn = max(multiples) if multiples else max(oc_choices)
-    if w.OW <= 14 and oc_bn < 2 * lanes and w.K % (2 * lanes) == 0:
-        oc_bn = 2 * lanes
+    multiples = [d for d in oc_choices if d % lanes == 0] or [max(oc_choices)]
+    ow_space = space(w)["reg_n"]
+    best: tuple = ()
+    for oc_bn in multiples:
+        vecs = vectors_per_block(oc_bn)
+        budget = m.accumulator_budget // vecs
+        exact = [d for d in divisors(w.OW) if d <= budget]
+        reg_n = max(exact)
+        if reg_n < 4:  # few divisors: the widest legal tile that fits (a guarded remainder)
+            reg_n = max(r for r in ow_space if r <= budget)
+        score = (reg_n * vecs, w.OW % reg_n == 0, oc_bn)
+        if score > best[:3]:
+            best = (*score, oc_bn, reg_n)
+    oc_bn, reg_n = best[3], best[4]
     ic_bn = max(d for d in divisors(w.C) if d <= 2 * lanes)
-    budget = m.accumulator_budget // vectors_per_block(oc_bn)
-    fitting = [d for d in divisors(w.OW) if d <= budget]
-    reg_n = max(fitting)
-    if reg_n < 4:  # few divisors: the widest legal tile that fits (a guarded remainder)
-        reg_n = max(r for r in space(w)["reg_n"] if r <= budget)
     return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
             "parallel": "n_occ_oh"}
 

@@ -116,7 +116,8 @@ def default_config(w: DenseWorkload) -> dict[str, Any]:
     when N is wide enough, else the widest tile that fits; panels packed for large sizes."""
     m = host_machine()
     lanes = m.vector_lanes
-    nr = next(n for n in (4 * lanes, 2 * lanes, lanes) if w.N >= n or n == lanes)
+    nr = next((n for n in (4 * lanes, 2 * lanes, lanes) if w.N % n == 0),  # no guarded tail
+              next(n for n in (4 * lanes, 2 * lanes, lanes) if w.N >= n or n == lanes))
     mr = max(x for x in space(w)["mr"] if x * (nr // lanes) <= m.accumulator_budget)
     if nr == 4 * lanes:
         mr = min(mr, 6)
