@@ -13,8 +13,8 @@ from tiletune.graph.runtime import GraphModule, load
 
 
 def build(graph, target: str = "llvm", records=None, **options):
-    """Compile a graph to a :class:`GraphModule`; see ``graph.build.build_graph``."""
-    from tiletune.graph.build import build_graph
+    """Compile a graph to a :class:`GraphModule`; see ``graph.build_graph.build_graph``."""
+    from tiletune.graph.build_graph import build_graph
     return build_graph(graph, target=target, records=records, **options)
 
 

@@ -48,12 +48,12 @@ class GraphTask:
         else:
             shape = f"{a[0]}x{a[1]}x{a[2]}"
         epi = a[-2] or "-"
-        return f"{self.kind} {shape} [{epi}]"
+        return f"{self.kind} {shape} ({epi})"
 
 
 def extract_tasks(graph: Graph, records: Any = None) -> list[GraphTask]:
     """The graph's tunable kernels, largest FLOP share first."""
-    from tiletune.graph.build import compile_graph
+    from tiletune.graph.build_graph import compile_graph
     from tiletune.graph.kernels import lower_node
 
     g, _ = compile_graph(graph, records)

@@ -88,8 +88,13 @@ def _conv_prepare(config, inputs, N, C, H, W, K, R, S, stride, pad, layout_in, i
     return out
 
 
+def _conv_default(N, C, H, W, K, R, S, stride, pad, layout_in, ic_bn, oc_bn, epilogue, dtype):
+    w = _conv_w(N, C, H, W, K, R, S, stride, pad, dtype)
+    return {**conv2d.default_config(w), "ic_bn": ic_bn, "oc_bn": oc_bn}
+
+
 @template("conv2d_nchwc_fused", inputs=_conv_inputs, reference=_conv_reference,
-          prepare=_conv_prepare)
+          prepare=_conv_prepare, default_config=_conv_default)
 def conv2d_nchwc_fused(cfg: Any, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
                        stride: int, pad: int, layout_in: str, ic_bn: int, oc_bn: int,
                        epilogue: str = "", dtype: str = "float32") -> Any:
@@ -136,7 +141,8 @@ def _dw_prepare(config, inputs, *args):
     return out
 
 
-@template("depthwise_nchwc", inputs=_dw_inputs, reference=_dw_reference, prepare=_dw_prepare)
+@template("depthwise_nchwc", inputs=_dw_inputs, reference=_dw_reference, prepare=_dw_prepare,
+          default_config=lambda *a: depthwise_nchwc.default_config(_dw(a)))
 def depthwise_nchwc_template(cfg: Any, N: int, C: int, H: int, W: int, R: int, S: int,
                              block: int, stride_h: int, stride_w: int, pad_t: int, pad_l: int,
                              pad_b: int, pad_r: int, dilation_h: int, dilation_w: int,
@@ -161,7 +167,9 @@ def _dense_reference(inputs, M, N, K, epilogue, dtype):
     return [apply_epilogue(y, Epilogue.from_key(epilogue).steps, inputs[2:], 1)]
 
 
-@template("dense_fused", inputs=_dense_inputs, reference=_dense_reference)
+@template("dense_fused", inputs=_dense_inputs, reference=_dense_reference,
+          default_config=lambda M, N, K, epilogue, dtype="float32": dense.default_config(
+              dense.DenseWorkload(M, N, K, dtype)))
 def dense_fused(cfg: Any, M: int, N: int, K: int, epilogue: str = "",
                 dtype: str = "float32") -> Any:
     """``C = epilogue(A @ B)``; arguments ``[A, B, (bias), (residual), C]``."""
