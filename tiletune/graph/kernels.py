@@ -309,7 +309,7 @@ def lower_concat(g: Graph, node: str) -> KernelSpec:
         def body(*idx):
             offsets = np.cumsum([0] + [t.shape[axis] for t in types])
             value = None
-            for k in reversed(range(len(xs))):
+            for k in range(len(xs)):  # the last part whose start is <= idx wins
                 lo, size = int(offsets[k]), types[k].shape[axis]
                 pos = tt.max(tt.min(idx[axis] - lo, size - 1), 0)
                 read = xs[k][tuple(pos if a == axis else i for a, i in enumerate(idx))]
