@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 #: --model: trials per distinct kernel on average, and the whole run's time budget
 MODEL_TRIALS = 32
-MODEL_TIME_BUDGET = 600.0
+MODEL_TIME_BUDGET = 300.0
 
 
 def _tuner_name(args: argparse.Namespace) -> str:
