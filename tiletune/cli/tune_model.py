@@ -37,6 +37,9 @@ def run_model(args: argparse.Namespace) -> int:
 
     if args.workload or args.op or args.shape:
         raise common.CLIError("use either --model or --workload / --op, not both")
+    if args.target != "llvm":
+        raise common.CLIError(f"--model tunes for --target llvm (whole networks do not run on "
+                              f"{args.target})")
     _check_records_path(args.records)
     g, proto = netcli.load_model(args.model)
     tasks = extract_tasks(g)
