@@ -9,7 +9,6 @@ import os
 
 os.environ.pop("OPENBLAS_CORETYPE", None)
 
-import ctypes  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
@@ -38,58 +37,12 @@ def best_time(fn: Callable[[], Any], repeat: int = 5, min_time: float = 0.05) ->
     return best
 
 
-def fma_peak_gflops(seconds: float = 0.2) -> float:
-    """Measured single-core fp32 FMA peak: 24 independent <16 x float> FMA chains in LLVM IR."""
-    import llvmlite.binding as llvm
+def fma_peak_gflops() -> float:
+    """Measured single-core fp32 FMA peak (``tiletune.backends.llvm.peak``: the widest vector
+    register this host has, never more chains than registers)."""
+    from tiletune.backends.llvm.peak import fma_peak_gflops as probe
 
-    from tiletune.backends.llvm.target import create_target_machine, init
-    chains = 24
-    body = []
-    for c in range(chains):
-        body.append(f"  %a{c} = phi <16 x float> [ %init, %entry ], [ %b{c}, %loop ]")
-    body.append("  %i = phi i64 [ 0, %entry ], [ %i1, %loop ]")
-    for c in range(chains):
-        body.append(f"  %b{c} = call <16 x float> @llvm.fma.v16f32(<16 x float> %a{c}, "
-                    f"<16 x float> %m, <16 x float> %m)")
-    body.append("  %i1 = add i64 %i, 1")
-    body.append("  %done = icmp eq i64 %i1, %n")
-    body.append("  br i1 %done, label %exit, label %loop")
-    red = ["  %s0 = fadd <16 x float> %b0, %b1"]
-    for c in range(2, chains):
-        red.append(f"  %s{c - 1} = fadd <16 x float> %s{c - 2}, %b{c}")
-    text = f"""
-declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)
-define float @peak(i64 %n, float %x) {{
-entry:
-  %v = insertelement <16 x float> poison, float %x, i64 0
-  %init = shufflevector <16 x float> %v, <16 x float> poison, <16 x i32> zeroinitializer
-  %m = fmul <16 x float> %init, %init
-  br label %loop
-loop:
-{chr(10).join(body)}
-exit:
-{chr(10).join(red)}
-  %r = extractelement <16 x float> %s{chains - 2}, i64 0
-  ret float %r
-}}"""
-    init()
-    tm = create_target_machine()  # MCJIT owns it: never pass the cached one
-    mod = llvm.parse_assembly(text)
-    mod.verify()
-    engine = llvm.create_mcjit_compiler(mod, tm)
-    engine.finalize_object()
-    fn = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int64, ctypes.c_float)(
-        engine.get_function_address("peak"))
-    n = 1 << 20
-    fn(1000, 0.5)
-    best = math.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        fn(n, 0.5)
-        best = min(best, time.perf_counter() - t0)
-    flop = n * chains * 16 * 2
-    engine.close()
-    return flop / best / 1e9
+    return probe()
 
 
 def im2col_conv(data: np.ndarray, weight: np.ndarray, stride: int, pad: int) -> np.ndarray:

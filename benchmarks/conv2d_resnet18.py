@@ -79,7 +79,7 @@ def _parallel_choices(module) -> list:
 
 def best_from_records(path: str, w) -> dict | None:
     """The fastest successful config recorded for this layer (records of ``tiletune tune``)."""
-    from tiletune.tuner.records import best_records, load_records
+    from tiletune.tuner.records.store import best_records, load_records
     recs, problems = load_records(path)
     for p in problems:
         print(f"records: {p}")

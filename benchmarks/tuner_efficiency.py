@@ -50,8 +50,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tiletune.tuner.records import make_record  # noqa: E402
-from tiletune.tuner.result import MeasureInput, MeasureResult  # noqa: E402
+from tiletune.tuner.measure.result import MeasureInput, MeasureResult  # noqa: E402
+from tiletune.tuner.records.store import make_record  # noqa: E402
 from tiletune.tuner.session import (  # noqa: E402
     TUNERS,
     TunerContext,
@@ -60,19 +60,13 @@ from tiletune.tuner.session import (  # noqa: E402
     register_tuner,
     xgb_plan,
 )
-from tiletune.tuner.workloads import parse_workloads  # noqa: E402
-
-for _mod in ("transfer", "lasso"):  # they register transfer-xgb / xgb-lasso
-    try:
-        __import__(f"tiletune.tuner.{_mod}")
-    except ImportError:  # optional dependency missing (sklearn, xgboost)
-        pass
+from tiletune.tuner.session.workloads import parse_workloads  # noqa: E402
 
 
 @register_tuner("transfer-xgb-knob", "ablation: transfer-xgb on knob features only",
                 uses_history=True)
 def _transfer_xgb_knob(ctx: TunerContext) -> Any:
-    from tiletune.tuner.transfer import TransferTuner, transfer_data
+    from tiletune.tuner.search.transfer import TransferTuner, transfer_data
 
     featurize, history = transfer_data(ctx, descriptors=False)
     return TransferTuner(ctx.space, history, featurize, seed=ctx.seed, method="xgb",
@@ -95,7 +89,7 @@ def dataset_path(layer: str, data: Path = DATA) -> Path:
 def measure_dataset(layer: str, sample: int, seed: int, jobs: int) -> dict[str, Any]:
     """Measure a seeded sample of ``layer``'s valid configs with the real harness."""
     from tiletune.backends.llvm.target import host
-    from tiletune.tuner.measure import LocalMeasurer, MeasureOption
+    from tiletune.tuner.measure.local import LocalMeasurer, MeasureOption
 
     (wl,) = parse_workloads(layer)
     task = wl.task()
@@ -181,8 +175,8 @@ _CLASSES = set()
 
 
 def replay_task(ds: dict[str, Any]) -> ReplayTask:
-    from tiletune.tuner.result import ERROR_CLASSES
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.measure.result import ERROR_CLASSES
+    from tiletune.tuner.templates.task import Task
 
     _CLASSES.update(ERROR_CLASSES)
     task = Task(ds["template"], tuple(ds["args"]))
@@ -195,7 +189,7 @@ def replay_task(ds: dict[str, Any]) -> ReplayTask:
 
 def history_records(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of other layers (for transfer tuners): one per measured config."""
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.templates.task import Task
 
     recs = []
     for ds in datasets:
@@ -253,8 +247,8 @@ def real_runs(tuners: list[str], layers: list[str], trials: int, jobs: int,
               datasets: dict[str, dict[str, Any]], workdir: Path) -> dict[str, Any]:
     """One real tuning run (seed 0) per tuner and layer, through ``tune_workloads`` as the
     CLI runs it; transfer tuners get the cached datasets of the other layers as records."""
-    from tiletune.tuner.measure import MeasureOption
-    from tiletune.tuner.records import load_records, record_result
+    from tiletune.tuner.measure.local import MeasureOption
+    from tiletune.tuner.records.store import load_records, record_result
     from tiletune.tuner.session import tune_workloads
 
     workdir.mkdir(parents=True, exist_ok=True)

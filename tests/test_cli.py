@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tiletune.cli import main
-from tiletune.tuner.records import load_records
+from tiletune.tuner.records.store import load_records
 
 TINY = ["--op", "dense", "--shape", "32,32,32"]
 FAST = ["--jobs", "1", "--batch-size", "3", "--number", "2", "--repeat", "2"]
@@ -62,7 +62,8 @@ def test_tune_resume_with_nothing_new_measures_nothing(tuned, capsys, tmp_path):
 
 
 def test_tune_with_failures_exits_1(capsys, tmp_path, monkeypatch):
-    from tiletune.tuner import measure
+    from tiletune.tuner.measure import local as measure
+    from tiletune.tuner.targets.registry import get_target
 
     real = measure.LocalMeasurer
 
@@ -73,7 +74,7 @@ def test_tune_with_failures_exits_1(capsys, tmp_path, monkeypatch):
                                                   traceback="Traceback: here")
                     if k == 1 else r for k, r in enumerate(res)]
 
-    monkeypatch.setattr(measure, "LocalMeasurer", Flaky)
+    monkeypatch.setattr(get_target("llvm"), "measurer", Flaky)
     code, out, err = run(capsys, "tune", *TINY, "--trials", "4", "--records",
                          str(tmp_path / "r.jsonl"), "-v", *FAST)
     assert code == 1

@@ -47,3 +47,8 @@ class FrontendError(GraphError):
 
 class UnsupportedOperatorError(FrontendError):
     """The model uses an operator the frontend does not support (nothing was built)."""
+
+
+class CompressError(TileTuneError):
+    """Quantization, calibration or pruning got unusable input (no calibration data, a
+    sparsity outside [0, 1), a granularity that does not divide the weight...)."""

@@ -5,8 +5,7 @@ import pytest
 
 import tiletune as tt
 from tiletune.schedules.epilogue import Epilogue
-from tiletune.tuner import graph_templates  # noqa: F401 - registers the templates
-from tiletune.tuner.task import Task
+from tiletune.tuner.templates.task import Task
 
 CASES = [
     ("conv2d_nchwc_fused", (1, 16, 8, 8, 16, 3, 3, 1, 1, "NCHWc", 8, 8, "bias_residual_relu",

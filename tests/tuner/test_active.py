@@ -5,8 +5,8 @@ import pytest
 
 from tiletune.errors import TuningError
 from tiletune.tuner import XGBTuner
-from tiletune.tuner.active import ActiveTuner, BootstrapEnsemble, KappaSchedule, bted_select
-from tiletune.tuner.cost_model import make_cost_model
+from tiletune.tuner.models.cost_model import make_cost_model
+from tiletune.tuner.search.active import ActiveTuner, BootstrapEnsemble, KappaSchedule, bted_select
 
 
 def _clusters(k=6, size=80, d=5, seed=0, spread=0.3):

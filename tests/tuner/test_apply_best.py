@@ -11,7 +11,7 @@ import pytest
 import tiletune as tt
 from tiletune.schedules import conv2d, dense, dispatch
 from tiletune.tuner import MeasureInput, MeasureResult, RecordWriter, Task, template
-from tiletune.tuner.apply_best import UntunedWarning, apply_history_best
+from tiletune.tuner.records.apply_best import UntunedWarning, apply_history_best
 
 CONV = (1, 16, 8, 8, 32, 3, 3, 1, 1)
 

@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from tiletune.errors import TuningError
 from tiletune.tuner import CostModel, NumpyCostModel, make_cost_model
-from tiletune.tuner.xgb_model import XGBoostCostModel, average_recall
+from tiletune.tuner.models.xgb_model import XGBoostCostModel, average_recall
 
 
 def synthetic(n, seed, d=8):

@@ -8,7 +8,7 @@ import pytest
 import tiletune as tt
 from tiletune.errors import TuningError
 from tiletune.tuner import Task
-from tiletune.tuner.features import (
+from tiletune.tuner.models.features import (
     ACCESS_WIDTH,
     GLOBAL_WIDTH,
     KINDS,

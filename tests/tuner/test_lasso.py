@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from tiletune.tuner.cost_model import CostModel
-from tiletune.tuner.lasso import LassoCostModel
+from tiletune.tuner.models.cost_model import CostModel
+from tiletune.tuner.models.lasso import LassoCostModel
 
 
 def _sparse_problem(n=60, d=20, seed=0):
@@ -62,8 +62,8 @@ def test_failures_and_degenerate_inputs():
 
 
 def test_staged_model_switches_from_lasso_to_later_model():
-    from tiletune.tuner.lasso import StagedCostModel
-    from tiletune.tuner.numpy_model import NumpyCostModel
+    from tiletune.tuner.models.lasso import StagedCostModel
+    from tiletune.tuner.models.numpy_model import NumpyCostModel
 
     X, y, _ = _sparse_problem(n=80)
     m = StagedCostModel(later=NumpyCostModel(), switch_at=50)

@@ -140,7 +140,7 @@ def test_builds_are_paused_while_another_worker_times():
     on the second core made 1-thread timings 2-4x slower than in the main process). The
     mechanism is checked, not a timing: timings are never asserted in tests."""
     from tiletune.tuner.session import default_index
-    from tiletune.tuner.workloads import parse_op_shape
+    from tiletune.tuner.session.workloads import parse_op_shape
 
     task = parse_op_shape("conv2d", "1,64,14,14,64,3,3,1,1").task()
     d = default_index(task)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from tiletune.tuner import ConfigSpace, sa_optimize
-from tiletune.tuner.sa import SimulatedAnnealing
+from tiletune.tuner.search.sa import SimulatedAnnealing
 
 
 def big_space():

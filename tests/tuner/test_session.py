@@ -12,10 +12,8 @@ import math
 import pytest
 
 from tiletune.errors import RecordsError, TuningError
-from tiletune.tuner import measure as measure_mod
-from tiletune.tuner.progress import LogReporter, Reporter
-from tiletune.tuner.records import load_records
-from tiletune.tuner.result import MeasureResult
+from tiletune.tuner.measure.result import MeasureResult
+from tiletune.tuner.records.store import load_records
 from tiletune.tuner.session import (
     TUNERS,
     TunerContext,
@@ -25,7 +23,8 @@ from tiletune.tuner.session import (
     tune_workloads,
     xgb_plan,
 )
-from tiletune.tuner.workloads import (
+from tiletune.tuner.session.progress import LogReporter, Reporter
+from tiletune.tuner.session.workloads import (
     OPS,
     PRESETS,
     Workload,
@@ -34,6 +33,7 @@ from tiletune.tuner.workloads import (
     parse_op_shape,
     parse_workloads,
 )
+from tiletune.tuner.targets.registry import get_target
 
 DENSE = parse_op_shape("dense", "32,32,32")
 
@@ -73,7 +73,7 @@ def fake(monkeypatch):
     FakeMeasurer.fail = staticmethod(lambda i: False)
     FakeMeasurer.interrupt_after = None
     FakeMeasurer.slow = {}
-    monkeypatch.setattr(measure_mod, "LocalMeasurer", FakeMeasurer)
+    monkeypatch.setattr(get_target("llvm"), "measurer", FakeMeasurer)
     return FakeMeasurer
 
 
@@ -246,7 +246,7 @@ def test_corrupt_records_are_skipped_on_resume(fake, tmp_path):
 
 
 def test_accepts_harness_tasks(fake, tmp_path):
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.templates.task import Task
 
     task = Task("conv2d_nchwc", (1, 64, 56, 56, 64, 1, 1, 1, 0, "float32"))
     s = tune(tmp_path, items=[task], trials=4)
@@ -326,8 +326,7 @@ def test_vta_skips_unsupported_layers_and_measures_simulated_cycles(fake, tmp_pa
                                                                    monkeypatch):
     """resnet18:1 (3 input channels) is skipped with one warning; VTA tasks are measured by
     VTAMeasurer (in process, cost = simulated seconds, identical repeats), not LocalMeasurer."""
-    from tiletune.backends.vta import tuning as vta_tuning
-    from tiletune.backends.vta.tuning import VTAMeasurer
+    from tiletune.tuner.measure.vta import VTAMeasurer
     from tiletune.tuner.session import measurer_class
 
     assert measurer_class("vta") is VTAMeasurer and measurer_class("llvm") is fake
@@ -338,7 +337,7 @@ def test_vta_skips_unsupported_layers_and_measures_simulated_cycles(fake, tmp_pa
             super().__init__(*a, **kw)
             made.append(self)
 
-    monkeypatch.setattr(vta_tuning, "VTAMeasurer", Spy)
+    monkeypatch.setattr(get_target("vta"), "measurer", Spy)
     (layer1,) = parse_workloads("resnet18:1", target="vta")
     assert "C=3" in layer1.unsupported_reason()
     small = parse_op_shape("conv2d", "1,16,8,8,16,3,3,1,1", target="vta")

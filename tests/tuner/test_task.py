@@ -11,7 +11,7 @@ import pytest
 import tiletune as tt
 from tiletune.errors import TuningError
 from tiletune.tuner import Task, get_template, template
-from tiletune.tuner.task import count_flop, parse_workload_key, workload_key
+from tiletune.tuner.templates.task import count_flop, parse_workload_key, workload_key
 
 
 @template("test_matmul")

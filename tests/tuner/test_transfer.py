@@ -9,8 +9,13 @@ from scipy.stats import spearmanr
 
 from tiletune.errors import TuningError
 from tiletune.tuner import ConfigSpace, XGBTuner
-from tiletune.tuner.deep_gp import DeepKernelGP, _Params, expected_improvement, gp_log_likelihood
-from tiletune.tuner.transfer import DeepGPCostModel, TransferTuner, TransferXGBModel
+from tiletune.tuner.models.deep_gp import (
+    DeepKernelGP,
+    _Params,
+    expected_improvement,
+    gp_log_likelihood,
+)
+from tiletune.tuner.search.transfer import DeepGPCostModel, TransferTuner, TransferXGBModel
 
 # -- a family of related tasks: f_t(x) = a_t g(A x + c_t) + b_t, x in 8 dims ---------------
 
@@ -208,9 +213,9 @@ def test_transfer_tuner_tuning_set_and_errors(history, gp_model, landscape):
 
 def _conv_history(shapes, n=40):
     """Fake records of conv2d_nchwc workloads: throughput favours reg_n near 8 and big oc_bn."""
-    from tiletune.tuner.records import make_record
-    from tiletune.tuner.result import MeasureInput, MeasureResult
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.measure.result import MeasureInput, MeasureResult
+    from tiletune.tuner.records.store import make_record
+    from tiletune.tuner.templates.task import Task
 
     recs = []
     for args in shapes:
@@ -225,9 +230,9 @@ def _conv_history(shapes, n=40):
 
 
 def test_workload_descriptor_and_transfer_data():
+    from tiletune.tuner.search.transfer import transfer_data, workload_descriptor
     from tiletune.tuner.session import TunerContext
-    from tiletune.tuner.task import Task
-    from tiletune.tuner.transfer import transfer_data, workload_descriptor
+    from tiletune.tuner.templates.task import Task
 
     task = Task("conv2d_nchwc", (1, 512, 7, 7, 512, 3, 3, 1, 1, "float32"))
     d = workload_descriptor(task)
@@ -245,9 +250,9 @@ def test_workload_descriptor_and_transfer_data():
 
 def test_registered_transfer_xgb_tunes_a_conv_layer():
     pytest.importorskip("xgboost")
-    from tiletune.tuner.result import MeasureResult
+    from tiletune.tuner.measure.result import MeasureResult
     from tiletune.tuner.session import TUNERS, TunerContext, make_tuner
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.templates.task import Task
 
     assert TUNERS["transfer-xgb"].uses_history
     task = Task("conv2d_nchwc", (1, 512, 7, 7, 512, 3, 3, 1, 1, "float32"))

@@ -1,4 +1,4 @@
-"""The ``tiletune`` command: tune, compile, run, records, doctor.
+"""The ``tiletune`` command: tune, compile, run, records, report, doctor.
 
 One module per verb; each has ``register(subparsers)`` and ``run(args) -> int``. Exit codes:
 0 success, 1 finished but some trials failed (or a workload has no working config), 2 error
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from tiletune.cli import common
 
-VERBS = ("tune", "compile", "run", "records", "doctor")
+VERBS = ("tune", "compile", "run", "records", "report", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,13 +9,14 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from tiletune.errors import TileTuneError
+from tiletune.report.schedule_code import kernel_name  # noqa: F401 - used by the verbs
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tiletune.tuner.records import Record, RecordProblem
-    from tiletune.tuner.task import Task
-    from tiletune.tuner.workloads import Workload
+    from tiletune.tuner.records.store import Record, RecordProblem
+    from tiletune.tuner.session.workloads import Workload
+    from tiletune.tuner.templates.task import Task
 
 
 class CLIError(TileTuneError):
@@ -34,26 +35,37 @@ def global_options() -> argparse.ArgumentParser:
     return p
 
 
+OP_ALIASES = {"matmul": "dense"}  # TVM / tvmc names of our operators
+
+
+def op_name(text: str) -> str:
+    """``--op``'s value with aliases resolved (``matmul`` -> ``dense``)."""
+    return OP_ALIASES.get(text, text)
+
+
 def add_workload_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``--op/--shape`` or ``--workload``, plus ``--target``."""
-    from tiletune.tuner.workloads import OPS, PRESETS, TARGETS
+    from tiletune.tuner.session.workloads import OPS, PRESETS
+    from tiletune.tuner.targets.registry import load_targets
 
     g = p.add_argument_group("workload (--op with --shape, or --workload)")
-    g.add_argument("--op", choices=list(OPS), help="operator")
+    g.add_argument("--op", choices=list(OPS), type=op_name,
+                   help="operator (" + ", ".join(f"{a} = {o}" for a, o in OP_ALIASES.items())
+                   + ")")
     shapes = "; ".join(f"{n}: {','.join(s.dims)}" for n, s in OPS.items())
     g.add_argument("--shape", help=f"comma-separated sizes ({shapes}; stride and pad "
                    "default to 1 and 0)")
     g.add_argument("--workload", metavar="NAME[:LAYERS]",
                    help=f"a preset ({', '.join(PRESETS)}), all layers or a 1-based "
                         "selection: resnet18, resnet18:3, resnet18:2-5, resnet18:1,4")
-    g.add_argument("--target", default="llvm", choices=list(TARGETS),
+    g.add_argument("--target", default="llvm", choices=list(load_targets()),
                    help="llvm (this CPU) or vta (the accelerator simulator); default llvm")
     p.set_defaults(_workload_required=required)
 
 
 def resolve_workloads(args: argparse.Namespace) -> list[Workload]:
     """The workloads named by ``--op/--shape`` or ``--workload``."""
-    from tiletune.tuner.workloads import parse_op_shape, parse_workloads
+    from tiletune.tuner.session.workloads import parse_op_shape, parse_workloads
 
     if args.workload and (args.op or args.shape):
         raise CLIError("use either --workload or --op/--shape, not both")
@@ -99,10 +111,6 @@ def _int_at_least(text: str, lo: int) -> int:
 
 def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
-
-
-def nonneg_int(text: str) -> int:
-    return _int_at_least(text, 0)
 
 
 def positive_float(text: str) -> float:
@@ -156,7 +164,7 @@ def report_error(e: BaseException, verbose: int | bool = 0) -> int:
 def load_best(path: str, quiet: bool = False
               ) -> tuple[dict[str, Record], list[RecordProblem]]:
     """Best record per workload key of a records file (missing file: RecordsError)."""
-    from tiletune.tuner.records import best_records, load_records
+    from tiletune.tuner.records.store import best_records, load_records
 
     recs, problems = load_records(path)
     return best_records(recs), problems
@@ -191,10 +199,3 @@ def tune_command(wl: Workload, records: str | None) -> str:
            else f"--op {wl.op} --shape {','.join(map(str, wl.shape))}")
     target = f" --target {wl.target}" if wl.target != "llvm" else ""
     return f"tiletune tune {sel}{target}" + (f" --records {records}" if records else "")
-
-
-def kernel_name(name: str) -> str:
-    """A symbol-safe kernel name from a workload name (``resnet18:3`` -> ``resnet18_3``)."""
-    import re
-
-    return re.sub(r"\W+", "_", name).strip("_") or "kernel"

@@ -96,9 +96,23 @@ def cpu() -> list[Check]:
                          ", ".join(simd) or "none of avx2/avx512",
                          "" if has512 else "no AVX-512: 8-lane vectors, lower peak"))
         out.append(Check("cpu", "AVX-512", OK if has512 else INFO, "yes" if has512 else "no"))
+        out.append(int8_check())
     except Exception as e:  # noqa: BLE001
         out.append(Check("cpu", "host", FAIL, f"LLVM cannot describe the host: {e}"))
     return out
+
+
+def int8_check() -> Check:
+    """Which u8 x s8 dot-product path the int8 kernels use on this host."""
+    from tiletune.backends.llvm import int8dot
+
+    path = int8dot.best_path()
+    note = {"vnni": "vpdpbusd, exact on u8 activations",
+            "avx512bw": "vpmaddubsw+vpmaddwd (zmm), 7-bit activations (no VNNI)",
+            "avx2": "vpmaddubsw+vpmaddwd (ymm), 7-bit activations (no VNNI, no AVX-512)",
+            "generic": "widen + multiply (no AVX2): slow"}[path]
+    return Check("cpu", "int8 path", OK if path in ("vnni", "avx512bw") else INFO,
+                 f"{path}: {note}")
 
 
 def threads() -> list[Check]:

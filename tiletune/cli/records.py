@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import sys
@@ -11,6 +10,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 from tiletune.cli import common
+from tiletune.report.schedule_code import display_name, python_for, task_of, when
 
 if TYPE_CHECKING:
     from tiletune.tuner.records import Record, RecordProblem
@@ -40,35 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=merge)
 
 
-# --------------------------------------------------------------------------- helpers
-_TASKS: dict[str, Any] = {}
-
-
-def task_of(rec: Record) -> Any | None:
-    """The harness Task a record was measured for (None if its template is unknown here)."""
-    key = rec["workload"]
-    if key not in _TASKS:
-        from tiletune.tuner.task import Task, parse_workload_key
-        from tiletune.tuner.workloads import load_target
-
-        try:
-            name, targs, target = parse_workload_key(key)
-            load_target(target)
-            _TASKS[key] = Task(name, targs, target)
-        except Exception:  # noqa: BLE001 - an unknown template: show what we can
-            _TASKS[key] = None
-    return _TASKS[key]
-
-
-def display_name(rec: Record) -> str:
-    """``resnet18:3`` / ``dense:64,64,64`` when the task is known, else the key."""
-    from tiletune.tuner.workloads import find_by_template
-
-    task = task_of(rec)
-    if task is None:
-        return rec["workload"]
-    wl = find_by_template(task.name, tuple(task.args), getattr(task, "target", "llvm"))
-    return wl.name if wl else rec["workload"]
+__all__ = ["display_name", "python_for", "register", "summarize", "task_of"]
 
 
 def _report_problems(problems: list[RecordProblem], args: argparse.Namespace) -> None:
@@ -131,19 +103,13 @@ def show(args: argparse.Namespace) -> int:
                       " ".join(f"{k}:{v}" for k, v in sorted(r["failures"].items())) or "0",
                       f"{r['best_ms']:.4f}" if r["best_ms"] else "-",
                       f"{r['best_gflops']:.1f}" if r["best_gflops"] else "-",
-                      ",".join(r["tuners"]), _when(r["last"]))
+                      ",".join(r["tuners"]), when(r["last"]))
         common.stdout_console().print(t)
         if args.verbose:
             for r in rows:
                 print(f"{r['workload']}: key {r['key']}\n  best config {r['best_config']}")
     _report_problems(problems, args)
     return 1 if problems else 0
-
-
-def _when(ts: float) -> str:
-    if not ts:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
 # --------------------------------------------------------------------------- best
@@ -164,60 +130,6 @@ def select(best: dict[str, Record], which: str | None) -> list[Record]:
                               f"a best config: {names}")
     raise common.CLIError(f"--workload {which!r} matches {len(sub)} workloads; be more "
                           f"specific: {', '.join(display_name(r) for r in sub)}")
-
-
-CALLS = {  # how to call the built kernel, per template (shown as a comment)
-    "conv2d_nchwc": "f(data, {mod}.pack_weight(weight_oihw, {cfg}), out)  # data NCHW -> "
-                    "out NCHW",
-    "dense": "f(A, B, C)  # C = A @ B",
-    "depthwise_conv2d": "f(data, weight, out)  # weight C x R x R",
-}
-
-
-def python_for(rec: Record, suffix: str = "") -> tuple[set[str], list[str]]:
-    """Imports and code lines that rebuild the record's schedule and kernel."""
-    import dataclasses
-
-    from tiletune.tuner.records import record_cost
-    from tiletune.tuner.templates import LIBRARY
-
-    task = task_of(rec)
-    if task is None:
-        raise common.CLIError(f"cannot rebuild workload {rec['workload']!r}: its template is "
-                              "unknown to this tiletune")
-    name, cost, flop = display_name(rec), record_cost(rec), float(task.flop)
-    w, cfg, f = f"w{suffix}", f"config{suffix}", f"f{suffix}"
-    target = getattr(task, "target", "llvm")
-    build = f"{f} = tt.build(s, args, target={target!r}, name={common.kernel_name(name)!r})"
-    head = [f"# {name}: {rec['workload']}",
-            f"# best of the records: {cost * 1e3:.4f} ms"
-            + (f", {flop / cost / 1e9:.1f} GFLOP/s" if flop else "")
-            + f", config index {rec.get('index')}, {rec.get('tuner') or '?'} "
-              f"(seed {rec.get('seed')}), {_when(rec.get('timestamp') or 0)}"]
-    if task.name in LIBRARY:
-        module, cls = LIBRARY[task.name]
-        mod = module.__name__.rsplit(".", 1)[-1]
-        fields = [fl.name for fl in dataclasses.fields(cls)]
-        argtext = ", ".join(f"{k}={v!r}" for k, v in zip(fields, task.args))
-        imports = {"import tiletune as tt", f"from tiletune.schedules import {mod}"}
-        body = [f"{w} = {mod}.{cls.__name__}({argtext})",
-                f"{cfg} = {dict(rec['config'])!r}",
-                f"s, args = {mod}.schedule({w}, {cfg})  # tt.placeholder/compute + the "
-                "schedule primitives",
-                "print(tt.lower(s, args))  # the loop nest", build]
-        call = CALLS.get(task.name)
-        if call:
-            body.append("# call: " + call.replace("f(", f"{f}(", 1).format(mod=mod, cfg=cfg))
-    else:  # any other registered template: rebuild through its Task
-        from tiletune.tuner.workloads import TARGET_MODULES
-
-        imports = {"import tiletune as tt", "from tiletune.tuner.task import Task"}
-        if target in TARGET_MODULES:
-            imports.add(f"import {TARGET_MODULES[target]}  # registers the {target} templates")
-        body = [f"task{suffix} = Task({task.name!r}, {tuple(task.args)!r}, target={target!r})",
-                f"s, args = task{suffix}.instantiate({dict(rec['config'])!r})",
-                "print(tt.lower(s, args))  # the loop nest", build]
-    return imports, head + body
 
 
 def best(args: argparse.Namespace) -> int:

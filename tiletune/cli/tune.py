@@ -110,9 +110,9 @@ def _tuner_name(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tiletune.tuner.measure import MeasureOption
-    from tiletune.tuner.progress import make_reporter
+    from tiletune.tuner.measure.local import MeasureOption
     from tiletune.tuner.session import DEFAULT_TIME_BUDGET, DEFAULT_TRIALS, tune_workloads
+    from tiletune.tuner.session.progress import make_reporter
 
     if args.model:
         from tiletune.cli.tune_model import run_model

@@ -29,11 +29,10 @@ def run_model(args: argparse.Namespace) -> int:
         print_summary,
     )
     from tiletune.graph.tasks import extract_tasks, split_budget
-    from tiletune.tuner import graph_templates  # noqa: F401 - registers the fused templates
-    from tiletune.tuner.measure import MeasureOption
-    from tiletune.tuner.progress import make_reporter
+    from tiletune.tuner.measure.local import MeasureOption
     from tiletune.tuner.session import tune_workloads
-    from tiletune.tuner.task import Task
+    from tiletune.tuner.session.progress import make_reporter
+    from tiletune.tuner.templates.task import Task
 
     if args.workload or args.op or args.shape:
         raise common.CLIError("use either --model or --workload / --op, not both")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from tiletune.compiler.interval import bound, symbolic_bound
 from tiletune.compiler.simplify import simplify
 from tiletune.errors import LoweringError
+from tiletune.ir.attach import effective_readers
 from tiletune.ir.expr import Const, Expr, TensorRead, Var, const, max_, min_
 from tiletune.ir.functor import Rewriter, collect, substitute
 from tiletune.ir.schedule import Schedule, Split, Stage
@@ -86,10 +87,6 @@ def inline_bodies(sch: Schedule) -> dict[Stage, Expr]:
     return out
 
 
-def _stage_of(sch: Schedule, tensor) -> Stage | None:
-    return sch.stage_map.get(tensor.op)
-
-
 def infer_regions(sch: Schedule, bodies: dict[Stage, Expr]) -> tuple[dict, dict]:
     """Region (mins, extents) of every non-inlined stage, and each stage's LeafMap."""
     regions: dict[Stage, Region] = {}
@@ -132,9 +129,7 @@ def _attached_region(sch: Schedule, st: Stage, bodies, regions, maps) -> Region:
     ndim = len(st.op.axis)
     los: list[list[Expr]] = [[] for _ in range(ndim)]
     his: list[list[Expr]] = [[] for _ in range(ndim)]
-    for consumer in sch.consumers(st):
-        if consumer.attach_type == "inline":
-            continue
+    for consumer in effective_readers(sch, st):
         body = bodies[consumer]
         cvals = absolute_values(consumer, regions[consumer], maps[consumer])
         crelax = dict(relax)

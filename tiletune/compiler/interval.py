@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from tiletune.compiler.arith import Linear, lin_combine, linear
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Broadcast, Cast, Compare, Const, Expr, Not, Ramp, Select, Var
 
@@ -191,14 +192,6 @@ def _fit(iv: Interval, dtype: str) -> Interval:
     return iv if fits(iv, dtype) else Interval(*dt.int_range(dtype))
 
 
-def wrap(v: int, dtype: str) -> int:
-    """``v`` reduced into ``dtype``'s range (two's complement wrap-around)."""
-    lo, hi = dt.int_range(dtype)
-    if lo <= v <= hi:
-        return v
-    return (v - lo) % (hi - lo + 1) + lo
-
-
 def is_index_int(dtype: str) -> bool:
     """Scalar or vector non-bool integer dtype."""
     return dt.is_int(dtype) and not dt.is_bool(dtype)
@@ -206,7 +199,6 @@ def is_index_int(dtype: str) -> bool:
 
 # ---------------------------------------------------------------- the analyzer
 
-Linear = tuple[dict, int]  # ({term: coeff}, const): sum(coeff * term) + const
 
 
 class Analyzer:
@@ -271,30 +263,9 @@ class Analyzer:
     # ------------------------------------------------ linear forms
     def linear(self, e: Expr) -> Linear | None:
         """``e`` as ``sum(coeff * term) + const`` (scalar non-bool ints only; wrapped coeffs)."""
-        hit = self._lin.get(id(e))
-        if hit is not None:
-            return hit[1]
-        dtype = e.dtype
-        if not is_index_int(dtype) or dt.lanes(dtype) != 1:
+        if not is_index_int(e.dtype) or dt.lanes(e.dtype) != 1:
             return None
-        lin = self._linear(e, dtype)
-        self._lin[id(e)] = (e, lin)
-        return lin
-
-    def _linear(self, e: Expr, dtype: str) -> Linear:
-        if isinstance(e, Const):
-            return {}, wrap(int(e.value), dtype)
-        if isinstance(e, Binary):
-            if e.op in ("add", "sub"):
-                la, lb = self.linear(e.a), self.linear(e.b)
-                return lin_combine(la, lb, 1 if e.op == "add" else -1, dtype)
-            if e.op == "mul":
-                la, lb = self.linear(e.a), self.linear(e.b)
-                if not lb[0]:
-                    return lin_scale(la, lb[1], dtype)
-                if not la[0]:
-                    return lin_scale(lb, la[1], dtype)
-        return {e: 1}, 0
+        return linear(e, e.dtype, self._lin)
 
     def linear_bound(self, lin: Linear) -> Interval:
         terms, c = lin
@@ -371,34 +342,6 @@ def decide_diff(op: str, d: Interval) -> bool | None:
         return None if r is None else not r
     raise ValueError(f"unknown comparison {op!r}")
 
-
-def lin_combine(a: Linear, b: Linear, sign: int, dtype: str | None) -> Linear:
-    """``a + sign*b``; coefficients wrapped into ``dtype`` (exact integers when None)."""
-    terms = dict(a[0])
-    for t, k in b[0].items():
-        v = terms.get(t, 0) + sign * k
-        if dtype is not None:
-            v = wrap(v, dtype)
-        if v:
-            terms[t] = v
-        else:
-            terms.pop(t, None)
-    c = a[1] + sign * b[1]
-    return terms, (c if dtype is None else wrap(c, dtype))
-
-
-def lin_scale(a: Linear, k: int, dtype: str) -> Linear:
-    if k == 0:
-        return {}, 0
-    terms = {}
-    for t, v in a[0].items():
-        w = wrap(v * k, dtype)
-        if w:
-            terms[t] = w
-    return terms, wrap(a[1] * k, dtype)
-
-
-# ---------------------------------------------------------------- module-level API
 
 def bound(expr: Expr, ranges: dict | None = None) -> Interval:
     """Every value the integer expression ``expr`` takes when vars lie in ``ranges``."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from tiletune.compiler.bounds import LeafMap, Region, absolute_values, outer_ranges
 from tiletune.compiler.interval import Interval, bound
-from tiletune.errors import LoweringError, ScheduleError
+from tiletune.errors import LoweringError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Expr, Load, Reduce, TensorRead, as_expr, const
 from tiletune.ir.functor import Rewriter, collect, substitute
-from tiletune.ir.schedule import Schedule, Stage
+from tiletune.ir.schedule import MAX_LANES, MAX_UNROLL, Schedule, Stage
 from tiletune.ir.stmt import Allocate, Buffer, For, IfThenElse, Stmt, Store, seq
 from tiletune.ir.tensor import IterVar
 
@@ -62,12 +62,13 @@ class NestBuilder:
         self.sch, self.bodies, self.regions, self.maps = sch, bodies, regions, maps
         self.arg_buffers = arg_buffers  # Operation -> Buffer (placeholders and args)
         self.stage_buffers: dict[Stage, Buffer] = {}
+        # kernel arguments computed at a loop: each attach point writes its region into the
+        # whole argument buffer, at absolute indices (as TVM does)
+        self.in_place: set[Stage] = set()
         for st, reg in regions.items():
             if st.origin_op in arg_buffers:
                 if st.attach_type != "root":
-                    raise ScheduleError(f"stage {st.name} is a kernel argument, so it must be "
-                                        f"computed at the root, not at a loop of "
-                                        f"{st.attach_stage.name}")
+                    self.in_place.add(st)
                 self.stage_buffers[st] = arg_buffers[st.origin_op]
             else:
                 self.stage_buffers[st] = Buffer(st.name, st.op.dtype, tuple(reg.extents),
@@ -87,6 +88,8 @@ class NestBuilder:
             return buf, [const(0, "int64")] * tensor.ndim
         if st.attach_type == "inline":
             raise LoweringError(f"inlined stage {st.name} read as a buffer")
+        if st in self.in_place:
+            return self.stage_buffers[st], [const(0, "int64")] * tensor.ndim
         return self.stage_buffers[st], self.regions[st].mins
 
     # ----------------------------------------------------------------- one stage
@@ -97,16 +100,21 @@ class NestBuilder:
         body = _Reads(self).visit(body)
         buf = self.stage_buffers[st]
         idx = tuple(lm.values[a] for a in st.op.axis)
+        if st in self.in_place:
+            idx = tuple(absval[a.var] for a in st.op.axis)
         guards = list(lm.guards)
-        if st.attach_type == "scope" and not self._reads_in_bounds(st, body):
+        if st.attach_type == "scope" and (st in self.in_place
+                                          or not self._reads_in_bounds(st, body)):
             # the region may overshoot the tensor: skip points outside it (their reads
-            # could leave their buffers); when every read provably stays inside, the extra
-            # points are computed into the local region harmlessly and no guard is needed
+            # could leave their buffers, and an argument buffer's writes would); when every
+            # read provably stays inside, the extra points are computed into the local
+            # region harmlessly and no guard is needed
             for a in st.op.axis:
                 v = absval[a.var]
                 guards.append(((v >= 0) & (v < a.extent), a))
         leaves = st.leaf_iter_vars
         st._check_spatial_block(st.leaf_iter_vars, "the loop order")
+        _check_inferred_extents(st, lm)
         if isinstance(body, Reduce):
             return self._reduce_nest(st, body, buf, idx, guards)
         store = Store(buf, idx, as_expr(body))
@@ -154,7 +162,8 @@ class NestBuilder:
         nests = [self.stage_nest(s) for s in order]
         out = seq(*nests, body)
         for s in reversed(order):
-            out = Allocate(self.stage_buffers[s], out)
+            if s not in self.in_place:
+                out = Allocate(self.stage_buffers[s], out)
         return out
 
     # ----------------------------------------------------------------- whole program
@@ -178,6 +187,18 @@ def _scope(st: Stage, reg: Region) -> str:
     for n in reg.extents:
         size *= n
     return "local" if st.attach_type == "scope" and size <= STACK_LIMIT else "global"
+
+
+def _check_inferred_extents(st: Stage, lm: LeafMap) -> None:
+    """The extent limits of ``vectorize``/``unroll``, on the extents after bound inference."""
+    for iv in st.leaf_iter_vars:
+        ann, n = st.annotations.get(iv), lm.extents[iv]
+        if ann == "vectorized" and n > MAX_LANES:
+            st.fail(f"vectorize of loop {iv.name}: {n} lanes after bound inference "
+                    f"(> {MAX_LANES}); split it to the vector width first")
+        if ann == "unrolled" and n > MAX_UNROLL:
+            st.fail(f"unroll of loop {iv.name}: extent {n} after bound inference "
+                    f"(> {MAX_UNROLL}) would blow up the code; split it first")
 
 
 def _guard(stmt: Stmt, guards: list) -> Stmt:

@@ -9,6 +9,7 @@ from tiletune.compiler.bounds import infer_regions, inline_bodies
 from tiletune.compiler.loop_nest import NestBuilder
 from tiletune.compiler.passes.pipeline import Pass, pipeline
 from tiletune.errors import LoweringError, ScheduleError
+from tiletune.ir.attach import describe
 from tiletune.ir.functor import collect
 from tiletune.ir.schedule import Schedule
 from tiletune.ir.stmt import Buffer, PrimFunc, Store
@@ -60,7 +61,8 @@ def loop_nest(sch: Schedule, args: Sequence[Tensor], name: str = "main") -> Prim
     params = tuple(bufs[t.op] for t in args)
     written = {s.buffer.name for s in collect(body, lambda n: isinstance(n, Store))}
     outputs = [b.name for b in params if b.name in written]
-    return PrimFunc(name, params, body, {"outputs": outputs})
+    placed = {st.name: describe(st) for st in sch.stages if st.attach_type == "scope"}
+    return PrimFunc(name, params, body, {"outputs": outputs, "attachments": placed})
 
 
 def run_passes(func: PrimFunc, passes: list[tuple[str, Pass]],
@@ -78,12 +80,16 @@ def run_passes(func: PrimFunc, passes: list[tuple[str, Pass]],
 
 
 def lower(sch: Schedule, args: Sequence[Tensor], name: str = "main", *,
-          target: str | None = None, dump: str | os.PathLike | None = None) -> PrimFunc:
+          target: str | None = None, dump: str | os.PathLike | None = None,
+          simple_mode: bool = True) -> PrimFunc:
     """Lower a schedule to a loop nest.
 
     With ``target=None`` only the readable front passes run (what a user wants to read);
     ``target="llvm"`` runs the whole CPU pipeline. ``dump=dir`` (or ``TILETUNE_DUMP_IR``)
-    writes the IR after every pass as numbered text files.
+    writes the IR after every pass as numbered text files. ``simple_mode`` is accepted for
+    TVM compatibility: the printed loop nest is always the simple, readable one. The buffer
+    of every stage computed at a loop is marked with where it landed (``# T computed at
+    loop k.outer of R (moved: split k -> k.outer)``).
     """
     func = loop_nest(sch, args, name)
     passes = pipeline(target) if target else pipeline("none")

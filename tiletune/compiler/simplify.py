@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from tiletune.compiler.arith import const_value as _cval
+from tiletune.compiler.arith import lin_combine, wrap
 from tiletune.compiler.interval import (
     Analyzer,
     Interval,
     as_interval,
     decide_diff,
     is_index_int,
-    lin_combine,
     var_of,
-    wrap,
 )
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import (
@@ -128,15 +128,6 @@ def _const(v: Any, dtype: str) -> Expr:
     base, n = dt.split_lanes(dtype)
     c = Const(bool(v) if base == "bool" else v, base)
     return c if n == 1 else Broadcast(c, n)
-
-
-def _cval(e: Expr) -> Any:
-    """Python value of a Const or a Broadcast of a Const, else None."""
-    if isinstance(e, Const):
-        return e.value
-    if isinstance(e, Broadcast) and isinstance(e.value, Const):
-        return e.value.value
-    return None
 
 
 # ---------------------------------------------------------------- rule patterns

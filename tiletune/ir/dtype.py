@@ -15,8 +15,6 @@ INDEX = "int64"  # dtype of loop and axis variables
 
 _BITS = {"bool": 1, "int8": 8, "uint8": 8, "int16": 16, "int32": 32, "int64": 64,
          "float32": 32, "float64": 64}
-_NUMPY = {"bool": "bool", "int8": "int8", "uint8": "uint8", "int16": "int16", "int32": "int32",
-          "int64": "int64", "float32": "float32", "float64": "float64"}
 
 
 @functools.cache
@@ -81,10 +79,6 @@ def bits(dtype: str) -> int:
 @functools.cache
 def nbytes(dtype: str) -> int:
     return max(1, _BITS[element(dtype)] // 8) * lanes(dtype)
-
-
-def to_numpy(dtype: str) -> str:
-    return _NUMPY[element(dtype)]
 
 
 @functools.cache

@@ -368,12 +368,6 @@ def max_(a: Any, b: Any) -> Expr:
     return binary("max", a, b)
 
 
-def is_const(e: Any, value: Any = None) -> bool:
-    if not isinstance(e, Const):
-        return False
-    return value is None or e.value == value
-
-
 def const_value(e: Expr) -> Any:
     """The Python value of a Const (or of a Broadcast of one); None otherwise."""
     if isinstance(e, Const):

@@ -22,6 +22,7 @@ from tiletune.ir.expr import (
 from tiletune.ir.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store
 
 _NAMES: dict[int, str] = {}  # Var uid -> unique display name, while printing one function
+_NOTES: dict[str, str] = {}  # buffer name -> where its attached stage landed, likewise
 
 _INFIX = {"add": ("+", 4), "sub": ("-", 4), "mul": ("*", 5), "div": ("/", 5),
           "floordiv": ("//", 5), "floormod": ("%", 5), "and": ("&", 2), "or": ("|", 1)}
@@ -103,7 +104,8 @@ def _lines(s: Stmt, depth: int, out: list[str]) -> None:
         out.append(f"{pad}{s.buffer.name}[{idx}] = {expr_str(s.value)}{pred}")
     elif isinstance(s, Allocate):
         b = s.buffer
-        out.append(f"{pad}{b.name} = allocate({b.dtype}{list(b.shape)}, {b.scope})")
+        note = f"  # {_NOTES[b.name]}" if b.name in _NOTES else ""
+        out.append(f"{pad}{b.name} = allocate({b.dtype}{list(b.shape)}, {b.scope}){note}")
         _lines(s.body, depth, out)
     elif isinstance(s, IfThenElse):
         out.append(f"{pad}if {expr_str(s.cond)}:")
@@ -139,10 +141,16 @@ def unique_names(node: Any) -> dict[int, str]:
 
 
 def func_str(f: PrimFunc) -> str:
-    global _NAMES
+    global _NAMES, _NOTES
     params = ", ".join(f"{b.name}: {b.dtype}{list(b.shape)}" for b in f.params)
-    saved, _NAMES = _NAMES, unique_names(f.body)
+    saved = _NAMES, _NOTES
+    _NAMES, _NOTES = unique_names(f.body), dict(f.attrs.get("attachments", {}))
     try:
-        return f"def {f.name}({params}):\n{stmt_str(f.body, 1)}\n"
+        from tiletune.ir.functor import collect
+        allocated = {a.buffer.name for a in collect(f.body, lambda n: isinstance(n, Allocate))}
+        # attached stages with no buffer of their own (kernel arguments written in place)
+        head = "".join(f"  # {note}\n" for name, note in _NOTES.items()
+                       if name not in allocated)
+        return f"def {f.name}({params}):\n{head}{stmt_str(f.body, 1)}\n"
     finally:
-        _NAMES = saved
+        _NAMES, _NOTES = saved

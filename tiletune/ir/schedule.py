@@ -12,18 +12,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from tiletune.errors import ScheduleError
-from tiletune.ir.expr import TensorRead, Var
+from tiletune.ir.attach import index_of, move_attachments, violations
+from tiletune.ir.expr import Var
 from tiletune.ir.tensor import ComputeOp, IterVar, Operation, PlaceholderOp, Tensor
 
 ANNOTATIONS = ("unrolled", "vectorized", "parallel", "spatial", "virtual_thread")
 
-#: Memory scopes of a stage's buffer: host memory, registers/stack, and the VTA accelerator's
-#: on-chip input, weight and accumulator SRAMs (see ``Stage.set_scope``).
-SCOPES = ("global", "local", "vta.inp", "vta.wgt", "vta.acc")
+#: Memory scopes of a stage's buffer: host memory, registers/stack, memory shared by a block
+#: of threads (TVM's GPU "shared"; on a CPU an ordinary buffer, placed on the stack or heap by
+#: size like "global"), and the VTA accelerator's on-chip input, weight and accumulator SRAMs
+#: (see ``Stage.set_scope``).
+SCOPES = ("global", "local", "shared", "vta.inp", "vta.wgt", "vta.acc")
 MAX_VIRTUAL_THREADS = 16
+MAX_LANES = 256  # vectorize: widest loop accepted (split to the vector width first)
+MAX_UNROLL = 4096  # unroll: longest loop accepted
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +70,7 @@ class Stage:
         self.attach_type = "root"  # root | inline | scope
         self.attach_stage: Stage | None = None
         self.attach_ivar: IterVar | None = None
+        self.attach_history: list[str] = []  # how the attach loop moved since compute_at
 
     def _reset_loops(self) -> None:
         self.all_iter_vars: list[IterVar] = list(self.op.axis) + list(self.op.reduce_axis)
@@ -140,6 +144,9 @@ class Stage:
             for i_outer in range(4):
               for i_inner in range(32):
                 if i_outer * 32 + i_inner < 100: body(i_outer * 32 + i_inner)
+
+        Attachments: a stage computed at ``i`` moves to ``i_outer`` (it then computes what
+        one ``i_outer`` iteration needs), which is always legal.
         """
         self._check_not_inlined("split")
         parent = self._leaf(parent, "split")
@@ -156,6 +163,7 @@ class Stage:
         pos = self.leaf_iter_vars.index(parent)
         self.leaf_iter_vars[pos:pos + 1] = [outer, inner]
         self.relations.append(Split(parent, outer, inner, factor, nparts))
+        move_attachments(self.schedule, self, parent, self, outer, "split")
         ann = self.annotations.pop(parent, None)
         if ann == "parallel":
             self.annotations[outer] = ann
@@ -167,6 +175,9 @@ class Stage:
 
         Before: ``for x: for y: body``
         After ``tile(x, y, 8, 16)``: ``for x.outer: for y.outer: for x.inner(8): for y.inner(16)``
+
+        Attachments: as for ``split``, a stage computed at ``x`` moves to ``x.outer`` and one
+        at ``y`` to ``y.outer``; the reorder then checks them as ``reorder`` does.
         """
         xo, xi = self.split(x, factor=x_factor)
         yo, yi = self.split(y, factor=y_factor)
@@ -178,6 +189,9 @@ class Stage:
 
         Before: ``for i in range(4): for j in range(8): body(i, j)``
         After ``fuse(i, j)``: ``for f in range(32): body(f // 8, f % 8)``
+
+        Attachments: a stage computed at ``i`` or ``j`` moves to ``f`` (computed once per
+        fused iteration), which is always legal.
         """
         self._check_not_inlined("fuse")
         if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
@@ -199,6 +213,8 @@ class Stage:
             new = self._new_iv(f"{fused.name}.{inner.name}.fused", fused.extent * inner.extent,
                                inner.kind)
             self.relations.append(Fuse(fused, inner, new))
+            move_attachments(self.schedule, self, fused, self, new, "fuse")
+            move_attachments(self.schedule, self, inner, self, new, "fuse")
             p = self.leaf_iter_vars.index(fused)
             self.leaf_iter_vars[p:p + 2] = [new]
             self.annotations.pop(fused, None)
@@ -211,6 +227,10 @@ class Stage:
 
         Before: ``for i: for j: for k: body``
         After ``reorder(k, i)``: ``for k: for j: for i: body``
+
+        Attachments stay on their loop and move with it. A reorder that would take a reader
+        of an attached stage out of that stage's attach loop (a stage computed at ``j`` read
+        by one computed at ``i``, when ``i`` moves outside ``j``) raises ``ScheduleError``.
         """
         self._check_not_inlined("reorder")
         if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
@@ -224,7 +244,23 @@ class Stage:
         for slot, iv in zip(slots, leaves):
             new[slot] = iv
         self._check_spatial_block(new, "reorder")
+        self._check_attachments_kept({self: new}, "reorder")
         self.leaf_iter_vars = new
+
+    def _check_attachments_kept(self, leaves_of: dict, what: str) -> None:
+        """Fail if the new loop orders ``leaves_of`` break an attachment that holds now."""
+        before = {(id(a), id(b)) for a, b in violations(self.schedule)}
+        for st, reader in violations(self.schedule, leaves_of):
+            if (id(st), id(reader)) in before:
+                continue
+            where = (f"is computed at loop {reader.attach_ivar.name}" if
+                     reader.attach_type == "scope" else "is computed at the root")
+            self.fail(f"{what} would break an attachment: stage {st.name} is computed at loop "
+                      f"{st.attach_ivar.name} of {st.attach_stage.name}, and its reader "
+                      f"{reader.name} {where}, which would then run outside loop "
+                      f"{st.attach_ivar.name} (new order of {self.name}: "
+                      f"{' '.join(iv.name for iv in leaves_of[self])}); compute "
+                      f"{reader.name} at {st.attach_ivar.name} or a loop inside it first")
 
     def _annotate(self, iv: IterVar, kind: str) -> None:
         self._check_not_inlined(kind)
@@ -239,18 +275,31 @@ class Stage:
 
         Before: ``for j in range(4): body(j)``
         After: ``body(0); body(1); body(2); body(3)``
+
+        Attachments: unchanged (a stage computed at ``j`` is copied into every unrolled body).
+        The extent limit is checked here for an output stage and, for any other stage, at
+        lowering on the extent after bound inference (a later ``compute_at`` shrinks it).
         """
         iv = self._leaf(axis, "unroll")
-        if iv.extent > 4096:
-            self.fail(f"unroll of loop {iv.name} with extent {iv.extent} (> 4096) would blow "
-                      f"up the code; split it first")
+        if iv.extent > MAX_UNROLL and self._extent_is_final():
+            self.fail(f"unroll of loop {iv.name} with extent {iv.extent} (> {MAX_UNROLL}) "
+                      f"would blow up the code; split it first")
         self._annotate(iv, "unrolled")
+
+    def _extent_is_final(self) -> bool:
+        """Are the loop extents known now? Only for outputs: they are never attached, so
+        bound inference cannot shrink their loops (any other stage may be attached later)."""
+        return self.origin_op in self.schedule.output_ops
 
     def vectorize(self, axis: IterVar) -> None:
         """Execute a data loop as SIMD lanes (constant extent).
 
         Before: ``for j in range(16): C[i, j] = A[i, j] + 1``
         After: ``C[i, 0:16] = A[i, 0:16] + x16(1)``
+
+        Attachments: unchanged (a stage computed at ``j`` is computed once per lane). The lane
+        limit is checked here for an output stage and for other stages at lowering, on the
+        extent after bound inference (``compute_at`` of a cache stage shrinks it to the tile).
         """
         iv = self._leaf(axis, "vectorize")
         if iv.kind == "reduce":
@@ -258,9 +307,9 @@ class Stage:
                       f"output; vectorize a data loop and unroll the reduction instead")
         if not isinstance(iv.extent, int) or iv.extent < 1:
             self.fail(f"vectorize needs a constant extent, loop {iv.name} has {iv.extent}")
-        if iv.extent > 256:
-            self.fail(f"vectorize of loop {iv.name} with {iv.extent} lanes (> 256); split it "
-                      f"to the vector width first")
+        if iv.extent > MAX_LANES and self._extent_is_final():
+            self.fail(f"vectorize of loop {iv.name} with {iv.extent} lanes (> {MAX_LANES}); "
+                      f"split it to the vector width first")
         self._annotate(iv, "vectorized")
 
     def parallel(self, axis: IterVar) -> None:
@@ -268,6 +317,8 @@ class Stage:
 
         Before: ``for i in range(64): body(i)``
         After: ``for i in parallel(64): body(i)`` (chunks of i run on different cores)
+
+        Attachments: unchanged (each iteration computes its own copy of an attached stage).
         """
         iv = self._leaf(axis, "parallel")
         if iv.kind == "reduce":
@@ -283,6 +334,8 @@ class Stage:
 
         Before: ``for c in range(16): for k in range(16): acc[k] += x[c] * w[k, c]``
         After: ``spatial_for c in (16): spatial_for k in (16): ...`` (one GEMM-unit step)
+
+        Attachments: unchanged.
         """
         iv = self._leaf(axis, "spatial_for")
         pos = self.leaf_iter_vars.index(iv)
@@ -321,6 +374,8 @@ class Stage:
               for co.outer.inner in range(4):
                 inp = allocate(vta.inp)         # one copy per thread
                 load(inp); gemm(acc, inp)
+
+        Attachments: unchanged (each thread computes its own copy of an attached stage).
         """
         iv = self._leaf(axis, "virtual_thread")
         if iv.kind == "reduce":
@@ -340,6 +395,8 @@ class Stage:
 
         Before: ``pad = allocate(int8[1, 2, 10, 10, 1, 16], global)``
         After ``s[pad].set_scope("vta.inp")``: ``pad = allocate(int8[...], vta.inp)``
+
+        Attachments: unchanged.
         """
         if scope not in SCOPES:
             self.fail(f"set_scope: unknown scope {scope!r}; use one of {', '.join(SCOPES)}")
@@ -364,6 +421,12 @@ class Stage:
             for io:
               for p in range(8): P_local[p] = f(io*8 + p)
               for ii: C[io*8+ii] = P_local[ii] * 2
+
+        Attachments: from now on the stage follows loop ``io`` through ``split``, ``tile``,
+        ``fuse``, ``reorder`` and ``cache_write`` of ``C`` (see ``tiletune.ir.attach``);
+        stages attached at this stage's own loops come along with it. Every reader of the
+        stage must run inside ``io`` (checked at lowering, since the readers may be attached
+        after this call). ``tt.lower`` marks the stage's buffer with where it landed.
         """
         if not isinstance(parent, Stage):
             self.fail(f"compute_at takes a stage (s[T]) as parent, got {parent!r}")
@@ -382,16 +445,24 @@ class Stage:
             self.fail(f"compute_at into {parent.name}: {parent.name} is itself computed inside "
                       f"{self.name} (cycle)")
         self.attach_type, self.attach_stage, self.attach_ivar = "scope", parent, ivar
+        self.attach_history = []
 
     def compute_root(self) -> None:
-        """Undo compute_at / compute_inline: compute the whole stage before its consumers."""
+        """Undo compute_at / compute_inline: compute the whole stage before its consumers.
+
+        Attachments: this stage's own is dropped; stages attached at its loops stay there.
+        """
         self.attach_type, self.attach_stage, self.attach_ivar = "root", None, None
+        self.attach_history = []
 
     def compute_inline(self) -> None:
         """Substitute this stage's expression into every consumer (no buffer, no loops).
 
         Before: ``for i: P[i] = f(i)``; ``for i: C[i] = P[i] * 2``
         After: ``for i: C[i] = f(i) * 2``
+
+        Attachments: this stage's own is dropped; a stage attached at its loops makes this
+        raise ``ScheduleError`` (the loops disappear).
         """
         if self.op.reduce_axis:
             self.fail(f"compute_inline of {self.name}: a reduction cannot be inlined")
@@ -404,16 +475,18 @@ class Stage:
                 self.fail(f"compute_inline of {self.name}: stage {st.name} is computed at "
                           f"one of its loops")
         self.attach_type, self.attach_stage, self.attach_ivar = "inline", None, None
+        self.attach_history = []
 
 
 class Schedule:
     """The stages of a computation, in topological order (producers first)."""
 
-    def __init__(self, outputs: Iterable[Tensor]):
-        self.outputs = list(outputs)
+    def __init__(self, outputs: Iterable[Tensor | Operation]):
+        self.outputs = [t.output(0) if isinstance(t, Operation) else t for t in outputs]
         for t in self.outputs:
             if not isinstance(t, Tensor):
-                raise ScheduleError(f"create_schedule takes tensors, got {t!r}")
+                raise ScheduleError(f"create_schedule takes tensors or their ops (C or C.op), "
+                                    f"got {t!r}")
             if isinstance(t.op, PlaceholderOp):
                 raise ScheduleError(f"create_schedule: output {t.name} is a placeholder; "
                                     f"there is nothing to compute")
@@ -464,19 +537,14 @@ class Schedule:
     def check_attachments(self) -> None:
         """Every reader of a stage computed at a loop must run inside that loop (lowering)."""
         for st in self.stages:
-            if st.attach_type != "scope":
-                continue
-            parent, ivar = st.attach_stage, st.attach_ivar
-            ppos = parent.leaf_iter_vars.index(ivar)
-            for c in self.consumers(st):
-                if c is parent or c.attach_type == "inline":
-                    continue
-                inside = (c.attach_stage is parent
-                          and parent.leaf_iter_vars.index(c.attach_ivar) >= ppos)
-                if not inside:
-                    st.fail(f"{st.name} is computed at loop {ivar.name} of {parent.name}, but "
-                            f"its reader {c.name} is not computed inside that loop; compute_at "
-                            f"{c.name} there too (or at a loop inside it)")
+            if st.attach_type == "scope" and index_of(st.attach_stage.leaf_iter_vars,
+                                                      st.attach_ivar) < 0:
+                st.attach_stage.fail(f"{st.name} is computed at loop {st.attach_ivar.name}, "
+                                     f"which is no longer a loop of {st.attach_stage.name}")
+        for st, c in violations(self):
+            st.fail(f"{st.name} is computed at loop {st.attach_ivar.name} of "
+                    f"{st.attach_stage.name}, but its reader {c.name} is not computed inside "
+                    f"that loop; compute_at {c.name} there too (or at a loop inside it)")
 
     def _inside(self, stage: Stage, root: Stage) -> bool:
         """Is ``stage`` (transitively) computed at a loop of ``root``?"""
@@ -487,19 +555,6 @@ class Schedule:
                 return True
         return False
 
-    @property
-    def graph(self) -> nx.DiGraph:
-        """The op graph: a networkx DAG of stage names, producer -> consumer."""
-        g = nx.DiGraph()
-        for st in self.stages:
-            g.add_node(st.name, stage=st)
-            for t in st.op.input_tensors:
-                if t.op not in self.stage_map:
-                    g.add_node(t.name, placeholder=True)
-                g.add_edge(t.name if t.op not in self.stage_map else self.stage_map[t.op].name,
-                           st.name)
-        return g
-
     def cache_write(self, tensor: Tensor, scope: str = "local") -> Tensor:
         """Compute ``tensor`` into a cache stage; the original stage copies the cache out.
 
@@ -509,29 +564,14 @@ class Schedule:
             for i: for k: CL[i] += A[i, k]
             for i: C[i] = CL[i]
         Typically followed by ``s[CL].compute_at(s[C], axis)`` to keep an accumulator tile in
-        registers.
+        registers. ``C``'s stage keeps its axes (``C.op.axis`` still names its loops).
+
+        Attachments: the producers computed at a loop of ``C`` are read by ``CL`` now, so
+        they move to the matching loop of ``CL`` (``i`` -> ``i.c``, ``k`` -> ``k``); their
+        relative order is kept, so the move is always legal.
         """
-        if scope not in ("local", "global"):
-            raise ScheduleError(f"cache_write scope must be 'local' or 'global', got {scope!r}")
-        st = self[tensor]
-        if st.relations or st.annotations or st.attach_type != "root":
-            st.fail(f"cache_write of {st.name} must come before any other primitive on it")
-        old = st.op
-        axes = tuple(IterVar(Var(a.name + ".c"), a.lo, a.extent, "data") for a in old.axis)
-        from tiletune.ir.functor import substitute
-        body = substitute(old.body, {a.var: b.var for a, b in zip(old.axis, axes)})
-        cache_op = ComputeOp(f"{old.name}.{scope}", axes, body, old.tag, old.attrs)
-        new_axes = tuple(IterVar(Var(a.name), a.lo, a.extent, "data") for a in old.axis)
-        copy_body = TensorRead(cache_op.output(), tuple(a.var for a in new_axes))
-        new_op = ComputeOp(old.name, new_axes, copy_body, old.tag, old.attrs)
-        cache_stage = Stage(cache_op, self)
-        cache_stage.scope = scope
-        st.op = new_op
-        st._reset_loops()
-        self.stage_map[new_op] = st
-        self.stage_map[cache_op] = cache_stage
-        self.stages.insert(self.stages.index(st), cache_stage)
-        return cache_op.output()
+        from tiletune.ir.dataflow import cache_write
+        return cache_write(self, tensor, scope)
 
 
     def cache_read(self, tensor: Tensor, scope: str, readers: Iterable[Any]) -> Tensor:
@@ -547,57 +587,33 @@ class Schedule:
             for i: for k: C[i] += A.vta.inp[i, k] * B[k]
         Typically followed by ``s[AL].compute_at(s[C], axis)`` to copy one tile at a time
         (on VTA, a DMA load into the on-chip buffer).
+
+        Attachments: the readers' loops are unchanged, so stages attached to them stay. If
+        ``tensor``'s own stage is computed at a loop, the copy is computed at that same loop
+        (just after it), where all of its readers already run.
         """
-        if not isinstance(tensor, Tensor):
-            raise ScheduleError(f"cache_read takes a tensor, got {tensor!r}")
-        if scope not in SCOPES or scope == "global":
-            raise ScheduleError(f"cache_read: scope must be one of "
-                                f"{', '.join(x for x in SCOPES if x != 'global')}, got {scope!r}")
-        if isinstance(readers, (Tensor, Stage)):
-            readers = [readers]
-        stages: list[Stage] = []
-        for r in readers:
-            st = r if isinstance(r, Stage) else self[r] if isinstance(r, Tensor) else None
-            if st is None or st.schedule is not self:
-                raise ScheduleError(f"cache_read readers must be tensors or stages of this "
-                                    f"schedule, got {r!r}")
-            if not any(t.op is tensor.op for t in st.op.input_tensors):
-                readers_now = ", ".join(s.name for s in self.stages if any(
-                    t.op is tensor.op for t in s.op.input_tensors)) or "none"
-                st.fail(f"cache_read({tensor.name}): stage {st.name} does not read "
-                        f"{tensor.name} (its readers: {readers_now})")
-            if st not in stages:
-                stages.append(st)
-        if not stages:
-            raise ScheduleError(f"cache_read({tensor.name}) needs at least one reader")
-        names = {s.name for s in self.stages}
-        name, k = f"{tensor.name}.{scope}", 1
-        while name in names:
-            name, k = f"{tensor.name}.{scope}{k}", k + 1
-        axes = tuple(IterVar(Var(f"ax{d}"), 0, n, "data") for d, n in enumerate(tensor.shape))
-        cache_op = ComputeOp(name, axes, TensorRead(tensor, tuple(a.var for a in axes)))
-        cache = cache_op.output()
-        from tiletune.ir.functor import Rewriter
+        from tiletune.ir.dataflow import cache_read
+        return cache_read(self, tensor, scope, readers)
 
-        class _Redirect(Rewriter):
-            def visit_TensorRead(self, e: TensorRead) -> Any:
-                idx = tuple(self.visit(i) for i in e.indices)
-                if e.tensor.op is tensor.op:
-                    return TensorRead(cache, idx)
-                return e if all(a is b for a, b in zip(idx, e.indices)) else TensorRead(
-                    e.tensor, idx)
+    def rfactor(self, tensor: Tensor, axis: IterVar, factor_axis: int = 0) -> Tensor:
+        """Factor a reduction: partial results over reduce loop ``axis`` go to a new stage.
 
-        for st in stages:
-            old = st.op
-            new_op = ComputeOp(old.name, old.axis, _Redirect().visit(old.body), old.tag,
-                               old.attrs)
-            st.op = new_op
-            self.stage_map[new_op] = st
-        cache_stage = Stage(cache_op, self)
-        cache_stage.scope = scope
-        self.stage_map[cache_op] = cache_stage
-        self.stages.insert(min(self.stages.index(st) for st in stages), cache_stage)
-        return cache
+        Before (``ko, ki = s[B].split(k, factor=16)``)::
+
+            for i: for ko: for ki: B[i] += A[i, ko*16 + ki]
+        After ``BF = s.rfactor(B, ki)``::
+
+            for ki.v: for i: for ko: B.rf[ki.v, i] += A[i, ko*16 + ki.v]
+            for i: for ki.v: B[i] += B.rf[ki.v, i]
+        ``factor_axis`` is where the factored axis goes among ``B.rf``'s axes (first by
+        default). ``B.rf``'s data loops (the factored one included) can then be parallelized
+        or vectorized. Only splits of reduce loops may precede it (``B``'s loops are rebuilt).
+
+        Attachments: stages computed at ``B``'s loops read ``B.rf`` now and move to its
+        matching loops (``ki`` -> ``ki.v``, other reduce loops to their copies).
+        """
+        from tiletune.ir.dataflow import rfactor
+        return rfactor(self, tensor, axis, factor_axis)
 
 
 def _topo_ops(outputs: list[Operation]) -> list[Operation]:
@@ -618,8 +634,11 @@ def _topo_ops(outputs: list[Operation]) -> list[Operation]:
     return order
 
 
-def create_schedule(outputs: Tensor | Iterable[Tensor]) -> Schedule:
-    """A default schedule (one loop per axis, stages at the root) for the given outputs."""
-    if isinstance(outputs, Tensor):
+def create_schedule(outputs: Tensor | Operation | Iterable[Tensor | Operation]) -> Schedule:
+    """A default schedule (one loop per axis, stages at the root) for the given outputs.
+
+    Takes a tensor, its operation (``C.op``, as TVM does) or a list of either.
+    """
+    if isinstance(outputs, (Tensor, Operation)):
         outputs = [outputs]
     return Schedule(outputs)

@@ -62,10 +62,20 @@ def _int(x: Any, what: str) -> int:
     return int(x)
 
 
+def _dim(x: Any, what: str) -> int:
+    """A shape dimension: an int, or a float with an integral value (TVM code writes
+    ``(N / bn, K, bn)``, which is a float in Python 3)."""
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    if isinstance(x, float):
+        raise DSLError(f"{what} must be an int, got {x!r} (not a whole number)")
+    return _int(x, what)
+
+
 def _shape(shape: Any, what: str) -> tuple[int, ...]:
-    if isinstance(shape, int) or hasattr(shape, "__index__"):
+    if isinstance(shape, (int, float)) or hasattr(shape, "__index__"):
         shape = (shape,)
-    out = tuple(_int(s, f"{what} dimension") for s in shape)
+    out = tuple(_dim(s, f"{what} dimension") for s in shape)
     for s in out:
         if s <= 0:
             raise DSLError(f"{what} {out} has a non-positive dimension")
@@ -317,3 +327,16 @@ def _limit(dtype: str, upper: bool) -> Any:
 __all__ = ["IterVar", "Tensor", "Operation", "PlaceholderOp", "ComputeOp", "placeholder",
            "compute", "reduce_axis", "sum", "max", "min", "if_then_else", "all", "any", "exp",
            "log", "sqrt", "tanh", "abs", "const", "Compare", "binary"]
+
+
+def indexdiv(a: Any, b: Any) -> Expr:
+    """Index division (floor semantics, as ``//``); TVM's ``tvm.tir.indexdiv``."""
+    return as_expr(a) // b
+
+
+def indexmod(a: Any, b: Any) -> Expr:
+    """Index remainder (floor semantics, as ``%``); TVM's ``tvm.tir.indexmod``."""
+    return as_expr(a) % b
+
+
+floordiv, floormod = indexdiv, indexmod

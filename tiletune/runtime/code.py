@@ -90,6 +90,9 @@ class PythonCode(LoadedCode):
     simulated time instead of wall-clock time)."""
 
     native = False
+    #: ``time_per_call`` reports a model's time without running: no warm-up call, no cache
+    #: flush, when a Module times it
+    simulated = False
 
     @abstractmethod
     def run(self, arrays: Sequence[np.ndarray]) -> None:

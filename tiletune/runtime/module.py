@@ -73,6 +73,11 @@ class Module:
         return self.info.outputs
 
     @property
+    def config(self) -> dict | None:
+        """The schedule config a library template built this kernel with (else None)."""
+        return self.info.extra.get("config")
+
+    @property
     def num_threads(self) -> int:
         return self._num_threads
 
@@ -121,9 +126,13 @@ class Module:
             addrs = self._checker.addresses(args)
             fn, timer = self._fn, self._timer
             if fn is None:  # Python-run code times itself on the arrays
-                self._run_python(args)
                 code = self._live_code()
-                assert isinstance(code, PythonCode)
+                if not isinstance(code, PythonCode):
+                    raise TileTuneError(f"module {self.name} has no entry point")
+                if code.simulated:
+                    return measure(lambda n: code.time_per_call(args, n), (), number, repeat,
+                                   0, False)
+                self._run_python(args)
                 return measure(lambda n: code.time_per_call(args, n), (), number, repeat,
                                min_repeat_ms, flush_cache)
             fn(*addrs)

@@ -13,12 +13,5 @@ A config is a plain mapping knob -> value, so the tuner drives templates without
 from tiletune.schedules import conv2d, conv2d_nchw, dense, depthwise
 from tiletune.schedules.machine import Machine, host_machine
 
-TEMPLATES = {
-    "dense": dense,
-    "conv2d_nchwc": conv2d,
-    "conv2d_nchw": conv2d_nchw,
-    "depthwise_conv2d": depthwise,
-}
-
-__all__ = ["TEMPLATES", "Machine", "host_machine", "conv2d", "conv2d_nchw", "dense",
+__all__ = ["Machine", "host_machine", "conv2d", "conv2d_nchw", "dense",
            "depthwise"]

@@ -272,10 +272,12 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
 def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "conv2d",
           epilogue: Epilogue = Epilogue(), layout_in: str = "NCHW", layout_out: str = "NCHW",
           **options: Any):
-    """Compile the template; call as ``f(data, pack_weight(weight, cfg), [bias],
-    [residual], out)``."""
+    """Compile the template; call as ``f(data, pack_weight(weight, f.config), [bias],
+    [residual], out)``: ``f.config`` is the config used (``cfg``, else the tuned one inside
+    ``apply_history_best``, else the heuristic default)."""
+    cfg = dispatch.resolve(w, cfg, default_config)
     s, args = schedule(w, cfg, epilogue, layout_in, layout_out)
-    return tt.build(s, args, name=name, **options)
+    return dispatch.with_config(tt.build(s, args, name=name, **options), cfg)
 
 
 def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:

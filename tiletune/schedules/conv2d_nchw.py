@@ -28,6 +28,7 @@ import numpy as np
 
 import tiletune as tt
 from tiletune.errors import ScheduleError
+from tiletune.schedules import dispatch
 from tiletune.schedules.conv2d import Conv2dWorkload, reference  # noqa: F401
 from tiletune.schedules.machine import divisors, host_machine
 
@@ -157,9 +158,10 @@ def choose(w: Conv2dWorkload):
 
 
 def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "conv2d_nchw"):
-    """Compile; call as ``f(data, pack_weight(weight, cfg), out)``."""
+    """Compile; call as ``f(data, pack_weight(weight, f.config), out)``."""
+    cfg = default_config(w) if cfg is None else dict(cfg)
     s, args = schedule(w, cfg)
-    return tt.build(s, args, name=name)
+    return dispatch.with_config(tt.build(s, args, name=name), cfg)
 
 
 def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:

@@ -181,22 +181,10 @@ def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None,
     return s, [A, B, *extra, C]
 
 
-def _schedule_blocked(s, C, cfg: Mapping[str, Any], lanes: int) -> None:
-    i, j = s[C].axis
-    (k,) = s[C].reduce_axis
-    io, ii = s[C].split(i, factor=cfg["mr"])
-    jo, ji = s[C].split(j, factor=cfg["nr"])
-    ko, ki = s[C].split(k, factor=cfg["kc"])
-    jvo, jvi = s[C].split(ji, factor=lanes)
-    s[C].reorder(jo, ko, io, ki, ii, jvo, jvi)
-    if cfg["parallel"]:
-        s[C].parallel(jo)
-    s[C].unroll(ii)
-    s[C].unroll(jvo)
-    s[C].vectorize(jvi)
-
-
 def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense",
           epilogue: Epilogue = Epilogue(), **options: Any):
+    """Compile the template (``cfg`` None: tuned inside ``apply_history_best``, else the
+    heuristic default); ``f.config`` is the config used."""
+    cfg = dispatch.resolve(w, cfg, default_config)
     s, args = schedule(w, cfg, epilogue)
-    return tt.build(s, args, name=name, **options)
+    return dispatch.with_config(tt.build(s, args, name=name, **options), cfg)

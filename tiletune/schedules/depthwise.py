@@ -116,8 +116,11 @@ def schedule(w: DepthwiseWorkload, cfg: Mapping[str, Any] | None = None):
 
 
 def build(w: DepthwiseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "depthwise"):
+    """Compile the template (``cfg`` None: tuned inside ``apply_history_best``, else the
+    heuristic default); ``f.config`` is the config used."""
+    cfg = dispatch.resolve(w, cfg, default_config)
     s, args = schedule(w, cfg)
-    return tt.build(s, args, name=name)
+    return dispatch.with_config(tt.build(s, args, name=name), cfg)
 
 
 def reference(data: np.ndarray, weight: np.ndarray, stride: int, pad: int) -> np.ndarray:

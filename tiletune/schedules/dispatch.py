@@ -41,6 +41,21 @@ def lookup(key: str, default: Any, workload: Any = None) -> Any:
     return default
 
 
+def resolve(w: Any, cfg: Mapping[str, Any] | None, default: Any) -> dict[str, Any]:
+    """The config a library ``build(w, cfg)`` uses: ``cfg`` if given, else the tuned one
+    (:func:`lookup`), else ``default(w)``."""
+    if cfg is None:
+        cfg = lookup(w.key(), None, w)
+    return dict(default(w) if cfg is None else cfg)
+
+
+def with_config(module: Any, cfg: Mapping[str, Any]) -> Any:
+    """``module`` with ``cfg`` recorded in its metadata: ``module.config`` (kept by
+    ``export_library``), e.g. for ``conv2d.pack_weight(weight, f.config)``."""
+    module.info.extra["config"] = dict(cfg)
+    return module
+
+
 def query(key: str, workload: Any = None) -> dict[str, Any] | None:
     """The tuned config of ``key`` if a context has one (a miss is not recorded)."""
     for ctx in reversed(_STACK.contexts):

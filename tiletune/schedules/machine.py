@@ -35,7 +35,3 @@ def host_machine() -> Machine:
 
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def largest_divisor_at_most(n: int, bound: int) -> int:
-    return max(d for d in divisors(n) if d <= bound)

@@ -5,24 +5,15 @@ build the space. A tuner proposes config indices, a ``measure`` function (the ha
 times them, :class:`RecordWriter` appends the results to a JSON-lines file.
 """
 
-from .active import ActiveTuner, BootstrapEnsemble, bted_select
-from .apply_best import ApplyHistoryBest, UntunedWarning, apply_history_best
-from .cost_model import CostModel, make_cost_model, xgboost_available
-from .deep_gp import DeepKernelGP
-from .features import loop_features, make_featurizer
-from .grid_tuner import GridSearchTuner
-from .knobs import (
-    AnnotateEntity,
-    InstantiationError,
-    OtherOptionEntity,
-    ReorderEntity,
-    SplitEntity,
-)
-from .lasso import LassoCostModel
-from .measure import LocalMeasurer, MeasureOption
-from .numpy_model import NumpyCostModel
-from .random_tuner import RandomTuner
-from .records import (
+from .measure.local import LocalMeasurer, MeasureOption
+from .measure.result import ERROR_CLASSES, MeasureInput, MeasureResult, TuneSummary
+from .models.cost_model import CostModel, make_cost_model, xgboost_available
+from .models.deep_gp import DeepKernelGP
+from .models.features import loop_features, make_featurizer
+from .models.lasso import LassoCostModel
+from .models.numpy_model import NumpyCostModel
+from .records.apply_best import ApplyHistoryBest, UntunedWarning, apply_history_best
+from .records.store import (
     RecordProblem,
     RecordWriter,
     best_records,
@@ -32,14 +23,23 @@ from .records import (
     merge,
     record_result,
 )
-from .result import ERROR_CLASSES, MeasureInput, MeasureResult, TuneSummary
-from .sa import SimulatedAnnealing, sa_optimize
-from .space import ConfigEntity, ConfigSpace
-from .task import Task
-from .template import TEMPLATES, get_template, template
-from .transfer import TransferTuner
-from .tuner import Tuner
-from .xgb_tuner import XGBTuner
+from .search.active import ActiveTuner, BootstrapEnsemble, bted_select
+from .search.grid_tuner import GridSearchTuner
+from .search.random_tuner import RandomTuner
+from .search.sa import SimulatedAnnealing, sa_optimize
+from .search.transfer import TransferTuner
+from .search.tuner import Tuner
+from .search.xgb_tuner import XGBTuner
+from .space.config_space import ConfigEntity, ConfigSpace
+from .space.knobs import (
+    AnnotateEntity,
+    InstantiationError,
+    OtherOptionEntity,
+    ReorderEntity,
+    SplitEntity,
+)
+from .templates.registry import TEMPLATES, get_template, template
+from .templates.task import Task
 
 __all__ = [
     "ERROR_CLASSES", "AnnotateEntity", "ConfigEntity", "ConfigSpace", "CostModel",

@@ -4,6 +4,7 @@ import pytest
 
 import tiletune as tt
 from tiletune.errors import ArgumentError, ScheduleError, TileTuneError, VTAError
+from tiletune.runtime.module import Module
 from tiletune.schedules import vta_conv2d as vc
 from tiletune.schedules import vta_dense as vd
 
@@ -112,6 +113,13 @@ def test_module_api():
         f(args[0], out)
     with pytest.raises(TileTuneError, match="'asm' and 'ir'"):
         f.get_source("ll")
+    with pytest.raises(TileTuneError, match="cannot be exported"):
+        f.export_library("k.so")
+    assert isinstance(f, Module) and "instructions>" in repr(f)
+    with f:
+        f.set_num_threads(2)
+    with pytest.raises(TileTuneError, match="closed"):
+        f(*args, out)
 
 
 def test_dump_writes_ir_and_asm(tmp_path):
@@ -260,8 +268,8 @@ def test_new_primitives_check_their_arguments():
     C = tt.compute((4, 32), lambda i, j: A[i, j] + 1, name="C")
     D = tt.compute((4, 32), lambda i, j: C[i, j] * 2, name="D")
     s = tt.create_schedule(D)
-    with pytest.raises(ScheduleError, match="unknown scope 'shared'"):
-        s[C].set_scope("shared")
+    with pytest.raises(ScheduleError, match="unknown scope 'texture'"):
+        s[C].set_scope("texture")
     with pytest.raises(ScheduleError, match="outputs live in global memory"):
         s[D].set_scope("vta.acc")
     with pytest.raises(ScheduleError, match=r"stage D does not read A \(its readers: C\)"):

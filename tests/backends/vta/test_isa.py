@@ -11,14 +11,14 @@ from tiletune.backends.vta import (
     AluOp,
     Finish,
     Gemm,
+    HardwareModule,
     InstructionStream,
-    Load,
     MemType,
-    Module,
     Program,
-    Store,
     Uop,
     VTAConfig,
+    VTALoad,
+    VTAStore,
     decode,
     decode_program,
     decode_uop,
@@ -29,7 +29,7 @@ from tiletune.backends.vta import (
 )
 from tiletune.errors import TileTuneError, VTAError
 
-L, C, S = Module.LOAD, Module.COMPUTE, Module.STORE
+L, C, S = HardwareModule.LOAD, HardwareModule.COMPUTE, HardwareModule.STORE
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -84,8 +84,8 @@ def test_vta_error_is_tiletune_error():
 # -- instructions: fields at their limits ----------------------------------------------------
 def _base(cls):
     return {
-        Load: dict(mem=MemType.INP, sram_base=0, dram_base=0, y_size=1, x_size=1, x_stride=1),
-        Store: dict(sram_base=0, dram_base=0, y_size=1, x_size=1, x_stride=1),
+        VTALoad: dict(mem=MemType.INP, sram_base=0, dram_base=0, y_size=1, x_size=1, x_stride=1),
+        VTAStore: dict(sram_base=0, dram_base=0, y_size=1, x_size=1, x_stride=1),
         Gemm: dict(uop_bgn=0, uop_end=1),
         Alu: dict(uop_bgn=0, uop_end=1),
     }[cls]
@@ -94,7 +94,7 @@ def _base(cls):
 def _limit_cases():
     c = DEFAULT_CONFIG
     skip = {"opcode", "pop_prev", "pop_next", "push_prev", "push_next", "mem", "op"}
-    for cls in (Load, Store, Gemm, Alu):
+    for cls in (VTALoad, VTAStore, Gemm, Alu):
         for name, (_, width) in c.layout(cls.LAYOUT).items():
             if name not in skip and name in {f.name for f in dataclasses.fields(cls)}:
                 yield cls, name, width
@@ -130,7 +130,7 @@ def test_field_at_limit_round_trips_and_one_over_fails(cls, name, width):
 def test_width_error_names_field_and_range():
     with pytest.raises(VTAError, match=r"LOAD field y_pad_0=16 does not fit its 4-bit field "
                                        r"\(allowed 0\.\.15\)"):
-        Load(MemType.INP, 0, 0, 1, 1, 1, y_pad_0=16)
+        VTALoad(MemType.INP, 0, 0, 1, 1, 1, y_pad_0=16)
     with pytest.raises(VTAError, match=r"uop_end=8193 exceeds the UOP buffer depth 8192"):
         Gemm(0, 8193)
     with pytest.raises(VTAError, match="uop_end=1 < uop_bgn=2"):
@@ -144,14 +144,14 @@ def test_width_error_names_field_and_range():
 
 
 @pytest.mark.parametrize("insn", [
-    Load(MemType.INP, 7, 128, 3, 18, 58, 1, 1, 1, 1, pop_next=True, push_next=True),
-    Load(MemType.WGT, 0, 99, 1, 144, 144, pop_next=True),
-    Load(MemType.UOP, 100, 5, 1, 9, 9, pop_prev=True, pop_next=True, push_prev=True,
+    VTALoad(MemType.INP, 7, 128, 3, 18, 58, 1, 1, 1, 1, pop_next=True, push_next=True),
+    VTALoad(MemType.WGT, 0, 99, 1, 144, 144, pop_next=True),
+    VTALoad(MemType.UOP, 100, 5, 1, 9, 9, pop_prev=True, pop_next=True, push_prev=True,
          push_next=True),
-    Load(MemType.ACC, 3, 4, 5, 6, 7, 0, 0, 2, 2),
-    Load(MemType.ACC_8BIT, 3, 4, 5, 6, 7),
-    Load(MemType.INP, 0, 0, 0, 0, 0),
-    Store(12, 34, 2, 56, 3136, pop_prev=True, push_prev=True),
+    VTALoad(MemType.ACC, 3, 4, 5, 6, 7, 0, 0, 2, 2),
+    VTALoad(MemType.ACC_8BIT, 3, 4, 5, 6, 7),
+    VTALoad(MemType.INP, 0, 0, 0, 0, 0),
+    VTAStore(12, 34, 2, 56, 3136, pop_prev=True, push_prev=True),
     Gemm(3, 12, 7, 56, 56, 1, 58, 1, 3, 4, reset=True, push_next=True),
     Gemm(0, 8192, 16383, 16383, 2047, 2047, 2047, 2047, 1023, 1023),
     Alu(1, 2, 3, 4, 5, 6, 7, 8, op=AluOp.SHR, use_imm=True, imm=-8, pop_next=True),
@@ -170,7 +170,7 @@ def test_round_trip(insn):
 
 
 def test_known_encoding_bits():
-    insn = Load(MemType.INP, 7, 128, 3, 18, 58, 1, 2, 3, 4, pop_next=True)
+    insn = VTALoad(MemType.INP, 7, 128, 3, 18, 58, 1, 2, 3, 4, pop_next=True)
     word = encode(insn)
     assert word & 7 == 0 and (word >> 4) & 1 == 1
     assert (word >> 7) & 7 == MemType.INP and (word >> 10) & 0xFFFF == 7
@@ -181,7 +181,7 @@ def test_known_encoding_bits():
 
 
 def test_program_round_trip():
-    insns = [Load(MemType.INP, 0, 0, 1, 1, 1, push_next=True),
+    insns = [VTALoad(MemType.INP, 0, 0, 1, 1, 1, push_next=True),
              Gemm(0, 1, pop_prev=True), Finish()]
     assert decode_program(encode_program(insns)) == insns
     p = Program(insns, [Uop(1, 2, 3)])
@@ -195,11 +195,11 @@ def test_decode_rejects_bad_words():
     with pytest.raises(VTAError, match="bits 63 are set but belong to no field"):
         decode(encode(Gemm(0, 1)) | 1 << 63)
     with pytest.raises(VTAError, match="STORE does not support padding"):
-        decode(encode(Store(0, 0, 1, 1, 1)) | 1 << 112)
+        decode(encode(VTAStore(0, 0, 1, 1, 1)) | 1 << 112)
     with pytest.raises(VTAError, match="memory type OUT"):
-        decode(encode(Store(0, 0, 1, 1, 1)) & ~(7 << 7) | MemType.INP << 7)
+        decode(encode(VTAStore(0, 0, 1, 1, 1)) & ~(7 << 7) | MemType.INP << 7)
     with pytest.raises(VTAError, match="LOAD field mem=7 is not one of"):
-        decode(encode(Load(MemType.INP, 0, 0, 1, 1, 1)) | 7 << 7)
+        decode(encode(VTALoad(MemType.INP, 0, 0, 1, 1, 1)) | 7 << 7)
     with pytest.raises(VTAError, match="ALU field op=6"):
         decode(encode(Alu(0, 1)) & ~(7 << 108) | 6 << 108)
     with pytest.raises(VTAError, match="16 bytes"):
@@ -221,27 +221,27 @@ def test_uop_round_trip_and_limits():
 
 
 def test_routing_and_stage_flags():
-    assert Load(MemType.INP, 0, 0, 1, 1, 1).module is L
-    assert Load(MemType.WGT, 0, 0, 1, 1, 1).module is L
-    assert Load(MemType.UOP, 0, 0, 1, 1, 1).module is C
-    assert Load(MemType.ACC, 0, 0, 1, 1, 1).module is C
-    assert Load(MemType.ACC_8BIT, 0, 0, 1, 1, 1).module is C
-    assert Store(0, 0, 1, 1, 1).module is S
+    assert VTALoad(MemType.INP, 0, 0, 1, 1, 1).module is L
+    assert VTALoad(MemType.WGT, 0, 0, 1, 1, 1).module is L
+    assert VTALoad(MemType.UOP, 0, 0, 1, 1, 1).module is C
+    assert VTALoad(MemType.ACC, 0, 0, 1, 1, 1).module is C
+    assert VTALoad(MemType.ACC_8BIT, 0, 0, 1, 1, 1).module is C
+    assert VTAStore(0, 0, 1, 1, 1).module is S
     assert Gemm(0, 1).module is C and Alu(0, 1).module is C and Finish().module is C
     with pytest.raises(VTAError, match="load module, which has no previous stage"):
-        Load(MemType.INP, 0, 0, 1, 1, 1, push_prev=True)
+        VTALoad(MemType.INP, 0, 0, 1, 1, 1, push_prev=True)
     with pytest.raises(VTAError, match="store module, which has no next stage"):
-        Store(0, 0, 1, 1, 1, pop_next=True)
+        VTAStore(0, 0, 1, 1, 1, pop_next=True)
     with pytest.raises(VTAError, match="LOAD cannot target OUT"):
-        Load(MemType.OUT, 0, 0, 1, 1, 1)
+        VTALoad(MemType.OUT, 0, 0, 1, 1, 1)
 
 
 def test_asm_strings():
-    assert str(Load(MemType.INP, 0, 128, 3, 18, 58, 1, 1, 1, 1, pop_next=True,
+    assert str(VTALoad(MemType.INP, 0, 128, 3, 18, 58, 1, 1, 1, 1, pop_next=True,
                     push_next=True)) == (
         "LOAD INP sram=0 dram=128 y=3 x=18 stride=58 pad=(1,1,1,1) [pop_next push_next]")
-    assert str(Load(MemType.WGT, 0, 5, 1, 9, 9)) == "LOAD WGT sram=0 dram=5 y=1 x=9 stride=9"
-    assert str(Store(0, 16, 2, 56, 3136, pop_prev=True)) == (
+    assert str(VTALoad(MemType.WGT, 0, 5, 1, 9, 9)) == "LOAD WGT sram=0 dram=5 y=1 x=9 stride=9"
+    assert str(VTAStore(0, 16, 2, 56, 3136, pop_prev=True)) == (
         "STORE OUT sram=0 dram=16 y=2 x=56 stride=3136 [pop_prev]")
     assert str(Gemm(0, 9, 14, 1, 1, 0, 1, 0, reset=True)) == (
         "GEMM reset uop=[0,9) iter=(14,1) dst=(1,0) src=(1,0) wgt=(0,0)")
@@ -249,7 +249,7 @@ def test_asm_strings():
         "ALU SHR imm=8 uop=[0,1) iter=(2,3) dst=(16,1) src=(16,1)")
     assert str(Alu(0, 1, op=AluOp.ADD)) == "ALU ADD uop=[0,1) iter=(1,1) dst=(0,0) src=(0,0)"
     assert str(Finish()) == "FINISH"
-    assert str(Load(MemType.UOP, 0, 0, 0, 0, 0, pop_prev=True)) == "LOAD UOP nop [pop_prev]"
+    assert str(VTALoad(MemType.UOP, 0, 0, 0, 0, 0, pop_prev=True)) == "LOAD UOP nop [pop_prev]"
     assert str(Uop(1, 2, 3)) == "uop(dst=1, src=2, wgt=3)"
 
 
@@ -278,7 +278,7 @@ def test_stream_folds_pops_and_pushes():
     assert insns[0].push_next and insns[1].pop_prev and not insns[1].push_next
     assert str(insns[2]) == "LOAD INP nop [push_next]"
     assert str(insns[3]) == "STORE OUT nop [pop_prev]"
-    assert insns[4].pop_prev and isinstance(insns[4], Store)
+    assert insns[4].pop_prev and isinstance(insns[4], VTAStore)
     with pytest.raises(VTAError, match="adjacent modules"):
         s.dep_push(L, S)
 

@@ -11,20 +11,20 @@ from tiletune.backends.vta import (
     AluOp,
     Finish,
     Gemm,
+    HardwareModule,
     InstructionStream,
-    Load,
     MemType,
-    Module,
     Program,
     Simulator,
-    Store,
     Uop,
     VTAConfig,
+    VTALoad,
+    VTAStore,
     instruction_cycles,
 )
 from tiletune.errors import VTAError
 
-L, C, S = Module.LOAD, Module.COMPUTE, Module.STORE
+L, C, S = HardwareModule.LOAD, HardwareModule.COMPUTE, HardwareModule.STORE
 RNG = np.random.default_rng(0)
 
 
@@ -390,7 +390,7 @@ def test_missing_token_pair_is_detected_in_every_order():
 
 def test_missing_store_token_is_detected():
     program, dram, _ = matmul_stream(_int8(16, 32), _int8(32, 16))
-    i = next(n for n, x in enumerate(program.instructions) if isinstance(x, Store))
+    i = next(n for n, x in enumerate(program.instructions) if isinstance(x, VTAStore))
     broken = _drop_flags(_drop_flags(program, i - 1, push_next=False), i, pop_prev=False)
     with pytest.raises(VTAError, match=r"missing dependency token \(RAW on ACC\[0\]\): "
                                        r"store #9 .* reads ACC\[0\], last written by compute"):
@@ -444,7 +444,7 @@ def test_finish_must_follow_stores():
 def test_full_command_queue_blocks_fetch():
     """Fetch is in order: a compute queue full of waiting instructions hides the load."""
     insns = [Gemm(0, 1, pop_prev=True)] + [Gemm(0, 1)] * 8 + [
-        Load(MemType.INP, 0, 0, 0, 0, 0, push_next=True), Finish()]
+        VTALoad(MemType.INP, 0, 0, 0, 0, 0, push_next=True), Finish()]
     with pytest.raises(VTAError, match=r"(?s)deadlock.*load: next is load #9 .*not fetched"
                                        r".*fetch: compute #8 .* waits for room in the compute "
                                        r"command queue \(8 entries, full\)"):
@@ -523,15 +523,15 @@ def test_dma_overflowing_sram_names_buffer():
 
 def test_instruction_cycle_costs():
     cfg = VTAConfig()
-    load = Load(MemType.INP, 0, 0, 3, 18, 58, 1, 1, 1, 1)
+    load = VTALoad(MemType.INP, 0, 0, 3, 18, 58, 1, 1, 1, 1)
     assert instruction_cycles(load, cfg) == 64 + 3 * 36 + (5 * 20 - 54)
-    assert instruction_cycles(Store(0, 0, 2, 56, 56), cfg) == 64 + 2 * 112
+    assert instruction_cycles(VTAStore(0, 0, 2, 56, 56), cfg) == 64 + 2 * 112
     assert instruction_cycles(Gemm(0, 9, 2, 3), cfg) == 54 + 4
     assert instruction_cycles(Alu(0, 1, 4, 8), cfg) == 64 + 4
     assert instruction_cycles(Finish(), cfg) == 1
-    assert instruction_cycles(Load(MemType.UOP, 0, 0, 0, 0, 0), cfg) == 1
+    assert instruction_cycles(VTALoad(MemType.UOP, 0, 0, 0, 0, 0), cfg) == 1
     slow = VTAConfig(bus_width=4, dram_latency=10, gemm_fill=0)
-    assert instruction_cycles(Load(MemType.WGT, 0, 0, 1, 2, 2, config=slow), slow) == 10 + 128
+    assert instruction_cycles(VTALoad(MemType.WGT, 0, 0, 1, 2, 2, config=slow), slow) == 10 + 128
     assert instruction_cycles(Gemm(0, 9, 2, 3, config=slow), slow) == 54
 
 

@@ -1,16 +1,18 @@
 """The LLVM CPU backend: lowered PrimFunc -> LLVM IR text -> MCJIT -> runtime.Module.
 
-    build(func, opt_level=3, codegen_opt=3) -> tiletune.runtime.Module
+    build(func, opt_level=3, codegen_opt=3, target="llvm") -> tiletune.runtime.Module
 
 ``opt_level`` is LLVM's IR pipeline level (0 = no passes), ``codegen_opt`` the machine code
 generator's level; they are independent (pipeline 0 + codegen 1 compiles 3-6x faster and is
-as fast when the IR is already vectorised).
+as fast when the IR is already vectorised). ``target`` may name another x86-64 CPU
+(``"llvm -mcpu=haswell -mattr=+avx2"``, see ``cpu_target.py``): the code runs here when the
+host has its features, otherwise the Module only exports (``cross.py``).
 """
 from __future__ import annotations
 
 from tiletune.backends.llvm.codegen import KernelIR, generate, written_params
+from tiletune.backends.llvm.cpu_target import describe, missing_on_host, parse_target
 from tiletune.backends.llvm.jit import JitCode
-from tiletune.backends.llvm.target import host, required_features
 from tiletune.errors import BuildError
 from tiletune.ir import dtype as dt
 from tiletune.ir.stmt import PrimFunc
@@ -36,15 +38,26 @@ def kernel_info(func: PrimFunc, kernel: KernelIR, **extra: object) -> KernelInfo
         args.append(ArgSpec(b.name, b.dtype, shape, b.name in outputs))
     return KernelInfo(func.name, kernel.symbol, tuple(args), kernel.time_symbol,
                       kernel.threads_symbol, kernel.parallel, "", "llvm",
-                      {"cpu": host()[1], "features": required_features(), **extra})
+                      {**describe(None), **extra})
 
 
-def build(func: PrimFunc, *, opt_level: int = 3, codegen_opt: int = 3) -> Module:
-    """Compile a lowered PrimFunc for this CPU; returns a callable Module."""
+def build(func: PrimFunc, *, opt_level: int = 3, codegen_opt: int = 3,
+          target: str = "llvm") -> Module:
+    """Compile a lowered PrimFunc for this CPU (or the one ``target`` names)."""
     for name, v in (("opt_level", opt_level), ("codegen_opt", codegen_opt)):
         if not isinstance(v, int) or not 0 <= v <= 3:
             raise BuildError(f"{name} must be 0, 1, 2 or 3, got {v!r}")
+    cpu = parse_target(target)
+    cpu_target = None if cpu.is_host else cpu
     kernel = generate(func)
-    code = JitCode(kernel, opt_level, codegen_opt, ir_text=func.__str__)
-    info = kernel_info(func, kernel, opt_level=opt_level, codegen_opt=codegen_opt)
+    missing = missing_on_host(cpu) if cpu_target else []
+    if missing:
+        from tiletune.backends.llvm.cross import CrossCode
+
+        code = CrossCode(kernel, opt_level, codegen_opt, cpu, missing, ir_text=func.__str__)
+    else:
+        code = JitCode(kernel, opt_level, codegen_opt, ir_text=func.__str__,
+                       cpu_target=cpu_target)
+    where = {} if cpu_target is None else {**describe(cpu_target), "target": cpu.text}
+    info = kernel_info(func, kernel, opt_level=opt_level, codegen_opt=codegen_opt, **where)
     return Module(code, info)

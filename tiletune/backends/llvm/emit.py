@@ -48,12 +48,6 @@ def mem_elem(dtype: str) -> str:
     return "i8" if t == "i1" else t
 
 
-def mem_type(dtype: str) -> str:
-    base, n = dt.split_lanes(dtype)
-    t = mem_elem(base)
-    return t if n == 1 else f"<{n} x {t}>"
-
-
 def vec(t: str, n: int) -> str:
     return t if n == 1 else f"<{n} x {t}>"
 

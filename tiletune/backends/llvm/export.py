@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from typing import TYPE_CHECKING
 
 from tiletune.backends.llvm import target
 from tiletune.backends.llvm.codegen import KernelIR
@@ -19,16 +20,21 @@ from tiletune.errors import BuildError
 from tiletune.runtime.code import export_kind
 from tiletune.runtime.info import METADATA_SYMBOL, KernelInfo
 
-
-def assembly(text: str, opt_level: int = 3, codegen_opt: int = 3) -> str:
-    tm = target.target_machine(codegen_opt, jit=False)
-    return optimized(text, opt_level, codegen_opt, tm.emit_assembly)
+if TYPE_CHECKING:
+    from tiletune.backends.llvm.cpu_target import CpuTarget
 
 
-def object_code(text: str, opt_level: int = 3, codegen_opt: int = 3) -> bytes:
-    """A position-independent ELF object for ``text``."""
-    tm = target.target_machine(codegen_opt, jit=False)
-    return optimized(text, opt_level, codegen_opt, tm.emit_object)
+def assembly(text: str, opt_level: int = 3, codegen_opt: int = 3,
+             cpu_target: CpuTarget | None = None) -> str:
+    tm = target.target_machine(codegen_opt, jit=False, cpu_target=cpu_target)
+    return optimized(text, opt_level, codegen_opt, tm.emit_assembly, cpu_target)
+
+
+def object_code(text: str, opt_level: int = 3, codegen_opt: int = 3,
+                cpu_target: CpuTarget | None = None) -> bytes:
+    """A position-independent ELF object for ``text`` (for the host or ``cpu_target``)."""
+    tm = target.target_machine(codegen_opt, jit=False, cpu_target=cpu_target)
+    return optimized(text, opt_level, codegen_opt, tm.emit_object, cpu_target)
 
 
 def metadata_global(json_text: str) -> str:
@@ -63,18 +69,18 @@ def link_shared(obj: bytes, path: str, libs: tuple[str, ...] = ()) -> None:
 
 
 def export(path: str, kernel: KernelIR, info: KernelInfo, opt_level: int, codegen_opt: int,
-           ir_text: str) -> None:
+           ir_text: str, cpu_target: CpuTarget | None = None) -> None:
     """Write ``path`` as .so / .o / .ll / .s according to its extension."""
     kind = export_kind(path)
     if kind == "ll":
         _write(path, kernel.text)
         return
-    asm = assembly(kernel.text, opt_level, codegen_opt)
+    asm = assembly(kernel.text, opt_level, codegen_opt, cpu_target)
     if kind == "asm":
         _write(path, asm)
         return
     meta = info.to_json(ir=ir_text, sources={"ll": kernel.text, "asm": asm})
-    obj = object_code(kernel.text + metadata_global(meta), opt_level, codegen_opt)
+    obj = object_code(kernel.text + metadata_global(meta), opt_level, codegen_opt, cpu_target)
     if kind == "o":
         with open(path, "wb") as f:
             f.write(obj)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tiletune.backends.llvm import int8dot
 from tiletune.backends.llvm.emit import (
     FunctionText,
     ModuleText,
@@ -210,6 +211,10 @@ class ExprGen:
                 return self.fn.op(f"select {_bool_t(dtype)}"
                                   f" {c}, {t} {a}, {t} {b}")
             raise BuildError(f"operator {op} is not defined on {dtype}")
+        if op == "add" and dt.element(dtype) == "int32":
+            dot = int8dot.fused_add(self, e)
+            if dot is not None:
+                return dot
         a, b = self.expr(e.a), self.expr(e.b)
         if dt.is_bool(dtype):
             ops = {"and": "and", "or": "or", "min": "and", "max": "or"}
@@ -346,6 +351,8 @@ class ExprGen:
 
     def _call(self, e: Call) -> str:
         name, t = e.name, ll_type(e.dtype)
+        if int8dot.is_dot(name):
+            return int8dot.emit(self, e, None)
         args = [self.expr(a) for a in e.args]
         want = 3 if name == "fmuladd" else 1
         if len(args) != want:

@@ -8,7 +8,7 @@ the module; the context goes with the last reference.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llvmlite.binding as llvm
 
@@ -18,8 +18,11 @@ from tiletune.errors import BuildError, TileTuneError
 from tiletune.runtime.code import LoadedCode
 from tiletune.runtime.info import KernelInfo
 
+if TYPE_CHECKING:
+    from tiletune.backends.llvm.cpu_target import CpuTarget
 
-def parse(text: str, context: Any) -> llvm.ModuleRef:
+
+def parse(text: str, context: Any, cpu_target: CpuTarget | None = None) -> llvm.ModuleRef:
     """Parse and verify LLVM IR text into ``context`` (errors become BuildError)."""
     target.init()
     triple, _, _ = target.host()
@@ -29,7 +32,7 @@ def parse(text: str, context: Any) -> llvm.ModuleRef:
     except RuntimeError as exc:
         raise BuildError(f"the LLVM backend produced invalid IR: {_with_line(exc, text)}") from exc
     mod.triple = triple
-    mod.data_layout = target.data_layout()
+    mod.data_layout = target.data_layout(cpu_target)
     return mod
 
 
@@ -42,7 +45,8 @@ def _with_line(exc: Exception, text: str) -> str:
         return msg
 
 
-def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3) -> None:
+def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3,
+             cpu_target: CpuTarget | None = None) -> None:
     """Run the IR pipeline for ``opt_level``.
 
     0: nothing. 1: a light pipeline (SROA, InstCombine, SimplifyCFG) made for our generated
@@ -54,13 +58,13 @@ def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3) -> None:
     if opt_level <= 0:
         return
     if opt_level == 1:
-        _light_pipeline(mod, codegen_opt)
+        _light_pipeline(mod, codegen_opt, cpu_target)
         return
     pto = llvm.create_pipeline_tuning_options(speed_level=min(opt_level, 3))
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     pto.loop_unrolling = True
-    pb = llvm.create_pass_builder(target.target_machine(codegen_opt), pto)
+    pb = llvm.create_pass_builder(target.target_machine(codegen_opt, cpu_target=cpu_target), pto)
     mpm = pb.getModulePassManager()
     try:
         mpm.run(mod, pb)
@@ -72,9 +76,10 @@ def optimize(mod: llvm.ModuleRef, opt_level: int, codegen_opt: int = 3) -> None:
         pto.close()
 
 
-def _light_pipeline(mod: llvm.ModuleRef, codegen_opt: int) -> None:
+def _light_pipeline(mod: llvm.ModuleRef, codegen_opt: int,
+                    cpu_target: CpuTarget | None = None) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=1)
-    pb = llvm.create_pass_builder(target.target_machine(codegen_opt), pto)
+    pb = llvm.create_pass_builder(target.target_machine(codegen_opt, cpu_target=cpu_target), pto)
     mpm = llvm.create_new_module_pass_manager()
     try:
         mpm.add_sroa_pass()
@@ -116,11 +121,11 @@ def check_symbols(mod: llvm.ModuleRef) -> None:
 
 
 def optimized(text: str, opt_level: int, codegen_opt: int,
-              use: Callable[[llvm.ModuleRef], Any]) -> Any:
+              use: Callable[[llvm.ModuleRef], Any], cpu_target: CpuTarget | None = None) -> Any:
     """``use(module)`` on a freshly parsed and optimised module in a private context."""
     ctx = llvm.create_context()
-    mod = parse(text, ctx)
-    optimize(mod, opt_level, codegen_opt)
+    mod = parse(text, ctx, cpu_target)
+    optimize(mod, opt_level, codegen_opt, cpu_target)
     try:
         return use(mod)
     finally:
@@ -132,14 +137,17 @@ class JitCode(LoadedCode):
     """A kernel compiled in-process by MCJIT. Owns its engine; ``close()`` frees it."""
 
     def __init__(self, kernel: KernelIR, opt_level: int = 3, codegen_opt: int = 3,
-                 ir_text: Callable[[], str] | None = None) -> None:
+                 ir_text: Callable[[], str] | None = None,
+                 cpu_target: CpuTarget | None = None) -> None:
         self.kernel, self.opt_level, self.codegen_opt = kernel, opt_level, codegen_opt
         self._ir_text = ir_text
+        self.cpu_target = cpu_target  # None: the host
         ctx = llvm.create_context()
-        mod = parse(kernel.text, ctx)
-        optimize(mod, opt_level, codegen_opt)
+        mod = parse(kernel.text, ctx, cpu_target)
+        optimize(mod, opt_level, codegen_opt, cpu_target)
         check_symbols(mod)
-        engine = llvm.create_mcjit_compiler(mod, target.create_target_machine(codegen_opt))
+        engine = llvm.create_mcjit_compiler(
+            mod, target.create_target_machine(codegen_opt, cpu_target=cpu_target))
         engine.finalize_object()
         self._engine: Any = engine
         self._mod: Any = mod
@@ -161,9 +169,11 @@ class JitCode(LoadedCode):
         if fmt == "ll":
             return self.kernel.text
         if fmt == "ll-opt":
-            return optimized(self.kernel.text, self.opt_level, self.codegen_opt, str)
+            return optimized(self.kernel.text, self.opt_level, self.codegen_opt, str,
+                             self.cpu_target)
         if fmt == "asm":
-            return export.assembly(self.kernel.text, self.opt_level, self.codegen_opt)
+            return export.assembly(self.kernel.text, self.opt_level, self.codegen_opt,
+                                   self.cpu_target)
         if fmt == "ir" and self._ir_text is not None:
             return self._ir_text()
         raise TileTuneError(f"unknown source format {fmt!r}: use 'ir', 'll', 'll-opt' or 'asm'")
@@ -172,7 +182,8 @@ class JitCode(LoadedCode):
         from tiletune.backends.llvm import export
 
         export.export(path, self.kernel, info, self.opt_level, self.codegen_opt,
-                      self._ir_text() if self._ir_text and not info.ir else info.ir)
+                      self._ir_text() if self._ir_text and not info.ir else info.ir,
+                      self.cpu_target)
 
     def close(self) -> None:
         engine, self._engine = self._engine, None

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import ctypes.util
 import functools
+from typing import TYPE_CHECKING
 
 import llvmlite.binding as llvm
+
+if TYPE_CHECKING:
+    from tiletune.backends.llvm.cpu_target import CpuTarget
 
 
 @functools.cache
@@ -35,12 +39,16 @@ def host() -> tuple[str, str, str]:
             llvm.get_host_cpu_features().flatten())
 
 
-def create_target_machine(opt_level: int = 3, *, jit: bool = True) -> llvm.TargetMachine:
-    """A new host target machine. ``jit=False`` gives PIC + small code model (for ``.so``).
+def create_target_machine(opt_level: int = 3, *, jit: bool = True,
+                          cpu_target: CpuTarget | None = None) -> llvm.TargetMachine:
+    """A new target machine for the host, or for ``cpu_target`` (a CPU named by a target
+    string). ``jit=False`` gives PIC + small code model (for ``.so``).
 
     A new one is needed for every MCJIT engine: the engine takes ownership of it.
     """
     triple, cpu, features = host()
+    if cpu_target is not None:
+        cpu, features = cpu_target.cpu, cpu_target.features
     target = llvm.Target.from_triple(triple)
     if jit:
         return target.create_target_machine(cpu=cpu, features=features, opt=opt_level,
@@ -50,9 +58,10 @@ def create_target_machine(opt_level: int = 3, *, jit: bool = True) -> llvm.Targe
 
 
 @functools.cache
-def target_machine(opt_level: int = 3, *, jit: bool = True) -> llvm.TargetMachine:
-    """A cached host target machine (for pass pipelines, assembly and object emission)."""
-    return create_target_machine(opt_level, jit=jit)
+def target_machine(opt_level: int = 3, *, jit: bool = True,
+                   cpu_target: CpuTarget | None = None) -> llvm.TargetMachine:
+    """A cached target machine (for pass pipelines, assembly and object emission)."""
+    return create_target_machine(opt_level, jit=jit, cpu_target=cpu_target)
 
 
 # Features checked against /proc/cpuinfo when a saved library is loaded (SIGILL guard).
@@ -81,5 +90,5 @@ def libmvec_isas() -> str:
     return "b" + ("d" if "+avx2" in features else "") + ("e" if "+avx512f" in features else "")
 
 
-def data_layout() -> str:
-    return str(target_machine().target_data)
+def data_layout(cpu_target: CpuTarget | None = None) -> str:
+    return str(target_machine(cpu_target=cpu_target).target_data)

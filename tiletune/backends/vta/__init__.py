@@ -6,11 +6,11 @@ Public API (all errors are ``tiletune.errors.VTAError``)::
         frozen; depths (inp_depth, wgt_depth, acc_depth, out_depth, uop_depth), element
         sizes, dtypes, and instruction layouts (layout(kind), width(kind, name)) derived
     DEFAULT_CONFIG
-    Opcode, MemType, AluOp, Module                    enums (MemType.ACC_8BIT, AluOp.SHL, ...)
-    Load(mem, sram_base, dram_base, y_size, x_size, x_stride, y_pad_0=0, y_pad_1=0,
-         x_pad_0=0, x_pad_1=0, *, pop_prev=False, pop_next=False, push_prev=False,
-         push_next=False, config=DEFAULT_CONFIG)
-    Store(sram_base, dram_base, y_size, x_size, x_stride, mem=MemType.OUT, *, flags, config)
+    Opcode, MemType, AluOp, HardwareModule            enums (MemType.ACC_8BIT, AluOp.SHL, ...)
+    VTALoad(mem, sram_base, dram_base, y_size, x_size, x_stride, y_pad_0=0, y_pad_1=0,
+            x_pad_0=0, x_pad_1=0, *, pop_prev=False, pop_next=False, push_prev=False,
+            push_next=False, config=DEFAULT_CONFIG)
+    VTAStore(sram_base, dram_base, y_size, x_size, x_stride, mem=MemType.OUT, *, flags, config)
     Gemm(uop_bgn, uop_end, iter_out=1, iter_in=1, dst_factor_out=0, dst_factor_in=0,
          src_factor_out=0, src_factor_in=0, wgt_factor_out=0, wgt_factor_in=0,
          reset=False, *, flags, config)
@@ -51,13 +51,14 @@ Example: a 16x32 @ 32x16 int8 matmul, ``>> 4`` and clipped to [0, 127]::
     s = InstructionStream()
     s.load(MemType.INP, 0, a_addr, 1, 32)             # 16 rows x 2 K-blocks
     s.load(MemType.WGT, 0, w_addr, 1, 2)
-    s.dep_push(Module.LOAD, Module.COMPUTE); s.dep_pop(Module.LOAD, Module.COMPUTE)
+    L, C, S = HardwareModule.LOAD, HardwareModule.COMPUTE, HardwareModule.STORE
+    s.dep_push(L, C); s.dep_pop(L, C)
     bgn, end = s.kernel([Uop(0, 0, 0), Uop(0, 1, 1)])
     s.gemm(bgn, end, iter_out=16, dst_factor=(1, 0), src_factor=(2, 0))
     bgn, end = s.kernel([Uop(0, 0)])
     s.alu(AluOp.SHR, bgn, end, imm=4, iter_out=16, dst_factor=(1, 0), src_factor=(1, 0))
     ...
-    s.dep_push(Module.COMPUTE, Module.STORE); s.dep_pop(Module.COMPUTE, Module.STORE)
+    s.dep_push(C, S); s.dep_pop(C, S)
     s.store(0, c_addr, 1, 16)
     report = Simulator().run(s.finish(), dram)
 
@@ -83,13 +84,13 @@ from tiletune.backends.vta.isa import (
     AluOp,
     Finish,
     Gemm,
+    HardwareModule,
     Instruction,
-    Load,
     MemType,
-    Module,
     Opcode,
-    Store,
     Uop,
+    VTALoad,
+    VTAStore,
 )
 from tiletune.backends.vta.program import Program
 from tiletune.backends.vta.simulator import Simulator
@@ -97,7 +98,8 @@ from tiletune.backends.vta.stream import InstructionStream
 
 __all__ = [
     "DEFAULT_CONFIG", "DRAM", "Alu", "AluOp", "Finish", "Gemm", "Instruction",
-    "InstructionStream", "Load", "MemType", "Module", "Opcode", "Program", "SimReport",
-    "Simulator", "Store", "Uop", "VTAConfig", "decode", "decode_program", "decode_uop",
+    "InstructionStream", "VTALoad", "MemType", "HardwareModule", "Opcode", "Program",
+    "SimReport", "Simulator", "VTAStore", "Uop", "VTAConfig", "decode", "decode_program",
+    "decode_uop",
     "encode", "encode_bytes", "encode_program", "encode_uop", "instruction_cycles",
 ]

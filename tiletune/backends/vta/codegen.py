@@ -12,11 +12,15 @@ allocation or several statements. An innermost nest (loops around one Store) bec
     STORE  out[..] = int8(acc[..])                           store module
 
 Indices are evaluated over the nest's grid with NumPy (``evaluate.Grid``) and folded into
-hardware loops (``fold``). A ``virtual_thread`` loop runs each thread into its own op list,
-with its own copy of the buffers allocated inside (``lower_vta.MemoryPlan``), and the lists
-are merged segment by segment (a segment is a run of ops on one module): thread 0's loads,
-thread 1's loads, thread 0's GEMMs, thread 1's GEMMs, ... so one thread's DMA overlaps the
-other's compute once ``sync`` has added the dependency tokens.
+hardware loops (``fold_uop_loops``). A ``virtual_thread`` loop runs each thread into its own
+op list, with its own copy of the buffers allocated inside (``lower_vta.MemoryPlan``), and
+the lists are merged segment by segment (a segment is a run of ops on one module): thread
+0's loads, thread 1's loads, thread 0's GEMMs, thread 1's GEMMs, ... so one thread's DMA
+overlaps the other's compute once ``sync`` has added the dependency tokens.
+
+Ops carry typed instructions (``ops.GemmLoop``, ``AluLoop``, ``DmaLoad``, ``DmaStore``). An
+affine nest is emitted once relative to its operands' bases (``emit(..., relative=True)``)
+and each host iteration moves that copy with ``Op.shifted``.
 """
 from __future__ import annotations
 
@@ -27,12 +31,23 @@ from typing import Any
 import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
-from tiletune.backends.vta.evaluate import Env, Grid, compile_expr, flat_linear
-from tiletune.backends.vta.fold import fold_loops, plan_dma, restrict_to_box
-from tiletune.backends.vta.isa import AluOp, MemType, Module
+from tiletune.backends.vta.evaluate import Env, ExprCompiler, Grid
+from tiletune.backends.vta.fold_uop_loops import fold_loops, plan_dma, restrict_to_box
+from tiletune.backends.vta.isa import AluOp, HardwareModule, MemType
 from tiletune.backends.vta.lower_vta import VTA_SCOPES, VTAFunc, element_shape
-from tiletune.backends.vta.ops import ArgInfo, Interval, Op, interleave
+from tiletune.backends.vta.ops import (
+    AluLoop,
+    ArgInfo,
+    DmaLoad,
+    DmaStore,
+    GemmLoop,
+    Insn,
+    Op,
+    Span,
+    interleave,
+)
 from tiletune.backends.vta.patterns import AluStep, alu_chain, is_reset, match_copy, match_gemm
+from tiletune.compiler.arith import flat_linear
 from tiletune.errors import LoweringError, VTAError
 from tiletune.ir.expr import Cast, Const, Expr, Load, Var
 from tiletune.ir.functor import collect
@@ -80,6 +95,7 @@ class CodeGen:
         self.vf, self.config, self.args = vf, config, args
         self.bases: dict[int, int] = {}  # on-chip buffer uid -> entry offset (this thread)
         self._plans: dict[int, tuple[Stmt, _NestPlan]] = {}
+        self.compile = ExprCompiler()
         c = config
         self.max_iter = (1 << c.loop_iter_width) - 1
         self.max_kernel = max(1, c.uop_depth // 8)
@@ -107,7 +123,7 @@ class CodeGen:
             self.bases[b.uid] = self.vf.plan.offsets[b.uid] + shift[b.scope]
             return self._stmt(s.body, env, shift)
         if isinstance(s, IfThenElse):
-            if bool(compile_expr(s.cond)(env)):
+            if bool(self.compile(s.cond)(env)):
                 return self._stmt(s.then, env, shift)
             return [] if s.else_ is None else self._stmt(s.else_, env, shift)
         if isinstance(s, For) and s.kind == "spatial" and isinstance(s.body, Seq):
@@ -129,9 +145,8 @@ class CodeGen:
             return out
         raise LoweringError(f"VTA codegen: unexpected statement {s!r}")
 
-    @staticmethod
-    def _int(e: Expr, env: Env) -> int:
-        return int(compile_expr(e)(env))
+    def _int(self, e: Expr, env: Env) -> int:
+        return int(self.compile(e)(env))
 
     # -- innermost nests ------------------------------------------------------------------
     def _nest(self, s: Stmt, env: Env) -> list[Op]:
@@ -199,8 +214,8 @@ class CodeGen:
             if _uses(c, uids):
                 raise VTAError(f"{what}: a condition depends on an element axis")
         grid = Grid([(v, n) for v, n in nest.loops if v.uid not in uids])
-        operands = [(ld.buffer, [compile_expr(e) for e in ld.indices[:-2]]) for ld in accesses]
-        plan = _NestPlan(kind, what, grid, [compile_expr(c) for c in nest.conds], operands)
+        operands = [(ld.buffer, [self.compile(e) for e in ld.indices[:-2]]) for ld in accesses]
+        plan = _NestPlan(kind, what, grid, [self.compile(c) for c in nest.conds], operands)
         forms = [flat_linear(ld.indices[:-2], ld.buffer.shape[:-2]) for ld in accesses]
         if all(f is not None for f in forms) and kind != "alu":
             plan.linear = [_split_form(f, grid) for f in forms]  # type: ignore[arg-type]
@@ -243,7 +258,7 @@ class CodeGen:
             raise VTAError(f"{what}: the padding condition depends on an element axis")
         plan = self._plan("load", nest, ev, [st, src], what)
         if cond is not None:  # entries where it fails become the DMA's zero padding
-            plan.zero_cond = compile_expr(cond)
+            plan.zero_cond = self.compile(cond)
         return plan
 
     def _store(self, nest: _Nest) -> _NestPlan:
@@ -292,12 +307,17 @@ class CodeGen:
         return plan
 
     # -- emission (per host iteration) ----------------------------------------------------
-    def _index(self, plan: _NestPlan, genv: Env, k: int, dram: bool = False) -> np.ndarray:
+    def _index(self, plan: _NestPlan, genv: Env, k: int, dram: bool = False,
+               relative: bool = False) -> np.ndarray:
+        """Operand ``k``'s entry (or DRAM element) at every grid point; from its buffer's
+        base, or from 0 when ``relative``."""
         buf, fns = plan.operands[k]
         flat: Any = 0
         for f, n in zip(fns, buf.shape[:-2]):
             flat = flat * int(n) + f(genv)
-        if dram:
+        if relative:
+            base = 0
+        elif dram:
             base = self.args[buf.uid].base
         else:
             if buf.uid not in self.bases:
@@ -335,71 +355,81 @@ class CodeGen:
                     return None
         if plan.relative is None:
             rel_env = {u: 0 for u in _host_uids(plan)}
-            bases, args = self.bases, self.args
-            self.bases = _Zero()
-            self.args = {u: ArgInfo(a.buffer, a.kind, 0) for u, a in args.items()}
-            try:
-                plan.relative = getattr(self, f"emit_{plan.kind}")(
-                    plan, {**rel_env, **plan.grid.axes}, True)
-            finally:
-                self.bases, self.args = bases, args
+            plan.relative = self.emit(plan, {**rel_env, **plan.grid.axes}, relative=True)
         shift = [self._base(plan, k, env) for k in range(len(plan.operands))]
-        return [op.shifted(shift, plan.kind) for op in plan.relative]
+        return [op.shifted(shift) for op in plan.relative]
 
-    def emit_reset(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
-        dst = self._index(plan, genv, 0)
-        arrays = restrict_to_box([dst], None if _rel else self._mask(plan, genv), plan.what)
+    def emit(self, plan: _NestPlan, genv: Env, relative: bool = False) -> list[Op]:
+        """The ops of one nest over its grid (``relative``: every base at 0, no masks)."""
+        match plan.kind:
+            case "reset":
+                return self.emit_reset(plan, genv, relative)
+            case "gemm":
+                return self.emit_gemm(plan, genv, relative)
+            case "load":
+                return self.emit_load(plan, genv, relative)
+            case "store":
+                return self.emit_store(plan, genv, relative)
+            case "alu":
+                return self.emit_alu(plan, genv)
+        raise LoweringError(f"VTA codegen: unknown nest kind {plan.kind!r}")
+
+    def emit_reset(self, plan: _NestPlan, genv: Env, relative: bool = False) -> list[Op]:
+        dst = self._index(plan, genv, 0, relative=relative)
+        arrays = restrict_to_box([dst], None if relative else self._mask(plan, genv),
+                                 plan.what)
         if arrays is None:
             return []
         insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors[:1],
                            max_kernel=self.max_kernel)
-        return [Op(Module.COMPUTE, [("gemm", li, True) for li in insns],
-                   writes=[_span("ACC", arrays[0])], what=plan.what)]
+        return [Op(HardwareModule.COMPUTE, [GemmLoop(li, reset=True) for li in insns],
+                   writes=[_span("ACC", arrays[0], 0)], what=plan.what)]
 
-    def emit_gemm(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
-        arrays = [self._index(plan, genv, k) for k in range(3)]
-        arrays = restrict_to_box(arrays, None if _rel else self._mask(plan, genv), plan.what)
+    def emit_gemm(self, plan: _NestPlan, genv: Env, relative: bool = False) -> list[Op]:
+        arrays = [self._index(plan, genv, k, relative=relative) for k in range(3)]
+        arrays = restrict_to_box(arrays, None if relative else self._mask(plan, genv),
+                                 plan.what)
         if arrays is None:
             return []
         insns = fold_loops(arrays, max_iter=self.max_iter, max_factor=self.gemm_factors,
                            max_kernel=self.max_kernel)
-        return [Op(Module.COMPUTE, [("gemm", li, False) for li in insns],
-                   reads=[_span("INP", arrays[1]), _span("WGT", arrays[2]),
-                          _span("ACC", arrays[0])],
-                   writes=[_span("ACC", arrays[0])], what=plan.what)]
+        return [Op(HardwareModule.COMPUTE, [GemmLoop(li, reset=False) for li in insns],
+                   reads=[_span("INP", arrays[1], 1), _span("WGT", arrays[2], 2),
+                          _span("ACC", arrays[0], 0)],
+                   writes=[_span("ACC", arrays[0], 0)], what=plan.what)]
 
     def _zero_mask(self, plan: _NestPlan, genv: Env) -> np.ndarray | None:
         if plan.zero_cond is None:
             return None
         return np.broadcast_to(np.asarray(plan.zero_cond(genv), bool), plan.grid.shape)
 
-    def emit_load(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
-        sram = self._index(plan, genv, 0)
-        dram = self._index(plan, genv, 1, dram=True)
+    def emit_load(self, plan: _NestPlan, genv: Env, relative: bool = False) -> list[Op]:
+        sram = self._index(plan, genv, 0, relative=relative)
+        dram = self._index(plan, genv, 1, dram=True, relative=relative)
         zero = None
-        if not _rel:  # copy where guarded in and the padding condition holds, else zeros
+        if not relative:  # copy where guarded in and the padding condition holds, else zeros
             guard, cond = self._mask(plan, genv), self._zero_mask(plan, genv)
             zero = guard if cond is None else cond if guard is None else guard & cond
         dmas = plan_dma(sram, dram, zero, max_size=self.max_dma, max_pad=self.max_pad,
                         what=plan.what)
         dst, src = plan.operands[0][0], plan.operands[1][0]
         name = {"vta.inp": "INP", "vta.wgt": "WGT", "vta.acc": "ACC"}[dst.scope]
-        module = Module.LOAD if name in ("INP", "WGT") else Module.COMPUTE
+        module = HardwareModule.LOAD if name in ("INP", "WGT") else HardwareModule.COMPUTE
         mem = self.args[src.uid].kind
-        return [Op(module, [("load", mem, d) for d in dmas], writes=[_span(name, sram)],
+        return [Op(module, [DmaLoad(mem, d) for d in dmas], writes=[_span(name, sram, 0)],
                    what=plan.what)]
 
-    def emit_store(self, plan: _NestPlan, genv: Env, _rel: bool = False) -> list[Op]:
-        sram = self._index(plan, genv, 0)
-        dram = self._index(plan, genv, 1, dram=True)
-        arrays = restrict_to_box([sram, dram], None if _rel else self._mask(plan, genv),
+    def emit_store(self, plan: _NestPlan, genv: Env, relative: bool = False) -> list[Op]:
+        sram = self._index(plan, genv, 0, relative=relative)
+        dram = self._index(plan, genv, 1, dram=True, relative=relative)
+        arrays = restrict_to_box([sram, dram], None if relative else self._mask(plan, genv),
                                  plan.what)
         if arrays is None:
             return []
         dmas = plan_dma(arrays[0], arrays[1], None, max_size=self.max_dma,
                         max_pad=self.max_pad, what=plan.what)
-        return [Op(Module.STORE, [("store", d) for d in dmas],
-                   reads=[_span("ACC", arrays[0])], what=plan.what)]
+        return [Op(HardwareModule.STORE, [DmaStore(d) for d in dmas],
+                   reads=[_span("ACC", arrays[0], 0)], what=plan.what)]
 
     def emit_alu(self, plan: _NestPlan, genv: Env) -> list[Op]:
         what = plan.what
@@ -409,29 +439,32 @@ class CodeGen:
         mask = self._mask(plan, genv)
         if np.unique(dst).size != dst.size:
             raise VTAError(f"{what}: several iterations write the same ACC entry")
-        todo: list[tuple[AluStep, np.ndarray | None]] = []
+        todo: list[tuple[AluStep, np.ndarray | None, int]] = []
         if not np.array_equal(x, dst):
             if np.intersect1d(x, dst).size:
                 raise VTAError(f"{what}: the operand overlaps the result at other entries")
-            todo += [(AluStep(AluOp.MUL, imm=0), None), (AluStep(AluOp.ADD), x)]
-        it = iter(srcs)
-        todo += [(s, None if s.src is None else next(it)) for s in plan.steps]
-        insns: list[tuple[Any, ...]] = []
-        reads = [_span("ACC", dst)]
-        for step, src in todo:
+            todo += [(AluStep(AluOp.MUL, imm=0), None, 0), (AluStep(AluOp.ADD), x, 1)]
+        it = iter(enumerate(srcs, start=2))
+        for s in plan.steps:
+            k, src = (0, None) if s.src is None else next(it)
+            todo.append((s, src, k))
+        insns: list[Insn] = []
+        reads = [_span("ACC", dst, 0)]
+        for step, src, operand in todo:
             arrays = [dst] if src is None else [dst, src]
             if src is not None:
                 if (np.isin(src, dst) & (src != dst)).any():
                     raise VTAError(f"{what}: an operand overlaps the result at other entries")
-                reads.append(_span("ACC", src))
+                reads.append(_span("ACC", src, operand))
             arrays = restrict_to_box(arrays, mask, what)
             if arrays is None:
                 return []
             for li in fold_loops(arrays, max_iter=self.max_iter,
                                  max_factor=self.alu_factors[:len(arrays)],
                                  max_kernel=self.max_kernel):
-                insns.append(("alu", li, step.op, step.imm))
-        return [Op(Module.COMPUTE, insns, reads=reads, writes=[_span("ACC", dst)], what=what)]
+                insns.append(AluLoop(li, step.op, step.imm))
+        return [Op(HardwareModule.COMPUTE, insns, reads=reads, writes=[_span("ACC", dst, 0)],
+                   what=what)]
 
 
 @dataclass
@@ -452,8 +485,7 @@ class _NestPlan:
         fast = cg.emit_fast(self, env)
         if fast is not None:
             return fast
-        genv = {**env, **self.grid.axes}
-        return getattr(cg, f"emit_{self.kind}")(self, genv)
+        return cg.emit(self, {**env, **self.grid.axes})
 
 
 def _split_form(form: Any, grid: Grid) -> tuple[np.ndarray, Any]:
@@ -467,16 +499,6 @@ def _split_form(form: Any, grid: Grid) -> tuple[np.ndarray, Any]:
 
 def _host_uids(plan: _NestPlan) -> set[int]:
     return {u for _, (host, _) in plan.linear or [] for u in host}
-
-
-class _Zero(dict):
-    """Every on-chip buffer at entry 0 (folding relative to the operands' bases)."""
-
-    def __contains__(self, key: object) -> bool:
-        return True
-
-    def __getitem__(self, key: Any) -> int:
-        return 0
 
 
 def _same(a: tuple, b: tuple) -> bool:
@@ -508,5 +530,5 @@ def _is_nest(s: Stmt) -> bool:
             return False
 
 
-def _span(name: str, a: np.ndarray) -> Interval:
-    return (name, int(a.min()), int(a.max()) + 1)
+def _span(name: str, a: np.ndarray, operand: int) -> Span:
+    return Span(name, int(a.min()), int(a.max()) + 1, operand)

@@ -149,10 +149,6 @@ class VTAConfig:
     def acc_elem_bytes(self) -> int:
         return self.batch * self.block_out * self.acc_dtype.itemsize
 
-    @property
-    def out_elem_bytes(self) -> int:
-        return self.batch * self.block_out * self.out_dtype.itemsize
-
     # -- buffer depths ---------------------------------------------------------------------
     @property
     def log_inp_depth(self) -> int:

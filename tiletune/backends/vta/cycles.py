@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from tiletune.backends.vta.config import INSN_BYTES, VTAConfig
 from tiletune.backends.vta.dram import element_bytes
-from tiletune.backends.vta.isa import Alu, Gemm, Instruction, Load, MemType, Module, Store
+from tiletune.backends.vta.isa import (
+    Alu,
+    Gemm,
+    HardwareModule,
+    Instruction,
+    MemType,
+    VTALoad,
+    VTAStore,
+)
 
 if TYPE_CHECKING:
     from tiletune.backends.vta.datapath import Datapath
@@ -39,18 +47,18 @@ def fetch_cycles(config: VTAConfig) -> int:
 
 def dram_bytes(insn: Instruction, config: VTAConfig) -> int:
     """Bytes an instruction moves over the DRAM bus (padding excluded)."""
-    if isinstance(insn, (Load, Store)) and insn.x_size:
+    if isinstance(insn, (VTALoad, VTAStore)) and insn.x_size:
         return insn.y_size * insn.x_size * element_bytes(config, insn.mem)
     return 0
 
 
 def instruction_cycles(insn: Instruction, config: VTAConfig) -> int:
     """Cycles the executing module is busy with one instruction."""
-    if isinstance(insn, (Load, Store)):
+    if isinstance(insn, (VTALoad, VTAStore)):
         if insn.x_size == 0:
             return 1
         row = _ceil_div(insn.x_size * element_bytes(config, insn.mem), config.bus_width)
-        pad = insn.sram_size - insn.y_size * insn.x_size if isinstance(insn, Load) else 0
+        pad = insn.sram_size - insn.y_size * insn.x_size if isinstance(insn, VTALoad) else 0
         return config.dram_latency + insn.y_size * row + pad
     if isinstance(insn, Gemm):
         return insn.iterations * config.gemm_ii + config.gemm_fill
@@ -59,7 +67,7 @@ def instruction_cycles(insn: Instruction, config: VTAConfig) -> int:
     return 1
 
 
-_MODULES = tuple(m.label for m in Module)
+_MODULES = tuple(m.label for m in HardwareModule)
 _LOAD_COUNTER = {MemType.INP: "inp_load_bytes", MemType.WGT: "wgt_load_bytes",
                  MemType.ACC: "acc_load_bytes", MemType.ACC_8BIT: "acc_load_bytes",
                  MemType.UOP: "uop_load_bytes"}
@@ -95,14 +103,15 @@ class SimReport:
         """Fraction of cycles the GEMM unit did useful work: gemm_ops / cycles."""
         return self.gemm_ops / self.cycles if self.cycles else 0.0
 
-    def count(self, insn: Instruction, module: Module, cycles: int, config: VTAConfig) -> None:
+    def count(self, insn: Instruction, module: HardwareModule, cycles: int,
+              config: VTAConfig) -> None:
         """Add one executed instruction to the counters."""
         self.busy[module.label] += cycles
         self.instructions[module.label] += 1
-        if isinstance(insn, Load) and insn.x_size:
+        if isinstance(insn, VTALoad) and insn.x_size:
             name = _LOAD_COUNTER[insn.mem]
             setattr(self, name, getattr(self, name) + dram_bytes(insn, config))
-        elif isinstance(insn, Store):
+        elif isinstance(insn, VTAStore):
             self.out_store_bytes += dram_bytes(insn, config)
         elif isinstance(insn, Gemm) and not insn.reset:
             self.gemm_ops += insn.iterations

@@ -26,7 +26,16 @@ import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
 from tiletune.backends.vta.dram import DRAM
-from tiletune.backends.vta.isa import Alu, AluOp, Finish, Gemm, Instruction, Load, MemType, Store
+from tiletune.backends.vta.isa import (
+    Alu,
+    AluOp,
+    Finish,
+    Gemm,
+    Instruction,
+    MemType,
+    VTALoad,
+    VTAStore,
+)
 from tiletune.errors import VTAError
 
 Index = slice | np.ndarray
@@ -67,9 +76,9 @@ class Datapath:
 
     def execute(self, insn: Instruction, where: str) -> list[Access]:
         """Check and (unless cycles-only) run one instruction; ``where`` names it in errors."""
-        if isinstance(insn, Load):
+        if isinstance(insn, VTALoad):
             return self._load(insn, where)
-        if isinstance(insn, Store):
+        if isinstance(insn, VTAStore):
             return self._store(insn, where)
         if isinstance(insn, Gemm):
             return self._gemm(insn, where)
@@ -88,7 +97,7 @@ class Datapath:
                            f"buffer has {depth} entries")
         return slice(base, base + size)
 
-    def _load(self, insn: Load, where: str) -> list[Access]:
+    def _load(self, insn: VTALoad, where: str) -> list[Access]:
         if insn.x_size == 0:
             return []
         mem = insn.mem
@@ -110,7 +119,7 @@ class Datapath:
         target[dst] = block.reshape(-1, *target.shape[1:])
         return [Access(buffer, writes=dst)]
 
-    def _read_uops(self, insn: Load, where: str) -> np.ndarray:
+    def _read_uops(self, insn: VTALoad, where: str) -> np.ndarray:
         n = len(self.uop_table)
         last = insn.dram_base + (insn.y_size - 1) * insn.x_stride + insn.x_size
         if insn.y_size and last > n:
@@ -120,7 +129,7 @@ class Datapath:
             insn.x_size)
         return self.uop_table[idx]
 
-    def _store(self, insn: Store, where: str) -> list[Access]:
+    def _store(self, insn: VTAStore, where: str) -> list[Access]:
         if insn.x_size == 0:
             return []
         src = self._sram_range("ACC", insn.sram_base, insn.sram_size, where)

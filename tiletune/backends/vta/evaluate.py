@@ -4,9 +4,10 @@ The VTA code generator runs the host loops of a loop nest concretely (as VTA's r
 the CPU) and evaluates the index expressions of each innermost nest over the whole grid of its
 loops at once, with NumPy broadcasting::
 
-    f = compile_expr(e)                 # cached per expression node
+    compile = ExprCompiler()            # one per code generator, cached per node
+    f = compile(e)                      # env (var uid -> int or array) -> value
     grid = Grid(loops)                  # loops: [(Var, extent), ...], outermost first
-    idx = grid.eval(e, env)             # array of grid.shape (env: host var uid -> int)
+    idx = f({**env, **grid.axes})       # broadcasts over the grid (env: host var values)
 
 ``strides(arrays)`` then tells, for each grid axis, whether every array moves by a constant
 step along it (the axis can become a hardware loop) and by how much.
@@ -35,53 +36,56 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge,
     "eq": np.equal, "ne": np.not_equal,
 }
-_CACHE: dict[int, tuple[Expr, Fn]] = {}
+class ExprCompiler:
+    """Compiles expressions to closures over an environment, cached by node identity.
 
+    One per code generator (the cache lives as long as the nodes it was built from).
+    """
 
-def compile_expr(e: Expr) -> Fn:
-    """A closure computing ``e`` from an environment (cached by node identity)."""
-    hit = _CACHE.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1]
-    fn = _compile(e)
-    if len(_CACHE) > 200_000:
-        _CACHE.clear()
-    _CACHE[id(e)] = (e, fn)
-    return fn
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Expr, Fn]] = {}
 
+    def __call__(self, e: Expr) -> Fn:
+        """A closure computing ``e`` from an environment."""
+        hit = self._cache.get(id(e))
+        if hit is not None and hit[0] is e:
+            return hit[1]
+        fn = self._compile(e)
+        self._cache[id(e)] = (e, fn)
+        return fn
 
-def _compile(e: Expr) -> Fn:
-    if isinstance(e, Const):
-        value = e.value
-        return lambda env: value
-    if isinstance(e, Var):
-        uid, name = e.uid, e.name
+    def _compile(self, e: Expr) -> Fn:
+        if isinstance(e, Const):
+            value = e.value
+            return lambda env: value
+        if isinstance(e, Var):
+            uid, name = e.uid, e.name
 
-        def var(env: Env) -> Any:
-            try:
-                return env[uid]
-            except KeyError:
-                raise LoweringError(f"index variable {name} is not bound by an enclosing "
-                                    "loop") from None
-        return var
-    if isinstance(e, Binary) and e.op in _BINARY:
-        f, a, b = _BINARY[e.op], compile_expr(e.a), compile_expr(e.b)
-        return lambda env: f(a(env), b(env))
-    if isinstance(e, Compare):
-        f, a, b = _COMPARE[e.op], compile_expr(e.a), compile_expr(e.b)
-        return lambda env: f(a(env), b(env))
-    if isinstance(e, Not):
-        a = compile_expr(e.a)
-        return lambda env: np.logical_not(a(env))
-    if isinstance(e, Select):
-        c, a, b = compile_expr(e.cond), compile_expr(e.a), compile_expr(e.b)
-        return lambda env: np.where(c(env), a(env), b(env))
-    if isinstance(e, Cast) and (dt.is_int(e.dtype) or dt.is_bool(e.dtype)):
-        a = compile_expr(e.a)
-        if dt.is_bool(e.dtype):
-            return lambda env: np.not_equal(a(env), 0)
-        return a
-    raise LoweringError(f"cannot evaluate {e!r} as an index or condition on the host")
+            def var(env: Env) -> Any:
+                try:
+                    return env[uid]
+                except KeyError:
+                    raise LoweringError(f"index variable {name} is not bound by an "
+                                        "enclosing loop") from None
+            return var
+        if isinstance(e, Binary) and e.op in _BINARY:
+            f, a, b = _BINARY[e.op], self(e.a), self(e.b)
+            return lambda env: f(a(env), b(env))
+        if isinstance(e, Compare):
+            f, a, b = _COMPARE[e.op], self(e.a), self(e.b)
+            return lambda env: f(a(env), b(env))
+        if isinstance(e, Not):
+            a = self(e.a)
+            return lambda env: np.logical_not(a(env))
+        if isinstance(e, Select):
+            c, a, b = self(e.cond), self(e.a), self(e.b)
+            return lambda env: np.where(c(env), a(env), b(env))
+        if isinstance(e, Cast) and (dt.is_int(e.dtype) or dt.is_bool(e.dtype)):
+            a = self(e.a)
+            if dt.is_bool(e.dtype):
+                return lambda env: np.not_equal(a(env), 0)
+            return a
+        raise LoweringError(f"cannot evaluate {e!r} as an index or condition on the host")
 
 
 class Grid:
@@ -96,11 +100,6 @@ class Grid:
             shape = [1] * n
             shape[k] = ext
             self.axes[v.uid] = np.arange(ext, dtype=np.int64).reshape(shape)
-
-    def eval(self, e: Expr, env: Env) -> np.ndarray:
-        """``e`` at every grid point (host vars from ``env``), broadcast to the grid shape."""
-        value = compile_expr(e)({**env, **self.axes})
-        return np.broadcast_to(np.asarray(value), self.shape)
 
 
 def strides(arrays: Sequence[np.ndarray]) -> list[tuple[int, ...] | None]:
@@ -121,62 +120,3 @@ def strides(arrays: Sequence[np.ndarray]) -> list[tuple[int, ...] | None]:
             steps.append(int(first))
         out.append(None if steps is None else tuple(steps))
     return out
-
-
-Linear = tuple[dict[int, int], int]  # coefficient per Var uid, constant term
-_LINEAR: dict[int, tuple[Expr, Linear | None]] = {}
-
-
-def linear_form(e: Expr) -> Linear | None:
-    """``e`` as an exact integer linear form of its variables, or None if it is not one.
-
-    Only +, -, * by a constant and integer casts keep a form linear; floordiv, mod, min, max
-    and selects make it None (those indices are evaluated point by point).
-    """
-    hit = _LINEAR.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1]
-    out = _linear(e)
-    if len(_LINEAR) > 200_000:
-        _LINEAR.clear()
-    _LINEAR[id(e)] = (e, out)
-    return out
-
-
-def _linear(e: Expr) -> Linear | None:
-    if isinstance(e, Const):
-        return ({}, int(e.value)) if dt.is_int(e.dtype) else None
-    if isinstance(e, Var):
-        return {e.uid: 1}, 0
-    if isinstance(e, Cast) and dt.is_int(e.dtype) and dt.is_int(e.a.dtype):
-        return linear_form(e.a)
-    if not isinstance(e, Binary) or e.op not in ("add", "sub", "mul"):
-        return None
-    a, b = linear_form(e.a), linear_form(e.b)
-    if a is None or b is None:
-        return None
-    if e.op == "mul":
-        if a[0] and b[0]:
-            return None
-        (coef, c), k = (a, b[1]) if not b[0] else (b, a[1])
-        return {u: v * k for u, v in coef.items() if v * k}, c * k
-    sign = 1 if e.op == "add" else -1
-    coef = dict(a[0])
-    for u, v in b[0].items():
-        coef[u] = coef.get(u, 0) + sign * v
-    return {u: v for u, v in coef.items() if v}, a[1] + sign * b[1]
-
-
-def flat_linear(indices: Sequence[Expr], shape: Sequence[int]) -> Linear | None:
-    """The row-major flat index of ``indices`` into ``shape`` as a linear form (or None)."""
-    coef: dict[int, int] = {}
-    const = 0
-    for e, n in zip(indices, shape):
-        form = linear_form(e)
-        if form is None:
-            return None
-        coef = {u: v * int(n) for u, v in coef.items()}
-        const = const * int(n) + form[1]
-        for u, v in form[0].items():
-            coef[u] = coef.get(u, 0) + v
-    return {u: v for u, v in coef.items() if v}, const

@@ -22,11 +22,11 @@ import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
 from tiletune.backends.vta.datapath import Access, Index
-from tiletune.backends.vta.isa import Module
+from tiletune.backends.vta.isa import HardwareModule
 from tiletune.errors import VTAError
 
-_SHARED = {"INP": (Module.LOAD, Module.COMPUTE), "WGT": (Module.LOAD, Module.COMPUTE),
-           "ACC": (Module.COMPUTE, Module.STORE)}  # buffer -> (writer, reader)
+_L, _C, _S = HardwareModule.LOAD, HardwareModule.COMPUTE, HardwareModule.STORE
+_SHARED = {"INP": (_L, _C), "WGT": (_L, _C), "ACC": (_C, _S)}  # buffer -> (writer, reader)
 
 
 class HazardChecker:
@@ -36,27 +36,27 @@ class HazardChecker:
     in error messages.
     """
 
-    def __init__(self, config: VTAConfig, describe: Callable[[Module, int], str]) -> None:
-        self.clock = [[0] * len(Module) for _ in Module]
+    def __init__(self, config: VTAConfig, describe: Callable[[HardwareModule, int], str]) -> None:
+        self.clock = [[0] * len(HardwareModule) for _ in HardwareModule]
         depth = {"INP": config.inp_depth, "WGT": config.wgt_depth, "ACC": config.acc_depth}
         self._last_write = {b: np.zeros(d, np.int64) for b, d in depth.items()}
         self._last_read = {b: np.zeros(d, np.int64) for b, d in depth.items()}
         self._describe = describe
 
-    def pop(self, module: Module, token: tuple[int, ...]) -> None:
+    def pop(self, module: HardwareModule, token: tuple[int, ...]) -> None:
         """Merge the clock carried by a popped token."""
         self.clock[module] = [max(a, b) for a, b in zip(self.clock[module], token)]
 
-    def tick(self, module: Module) -> int:
+    def tick(self, module: HardwareModule) -> int:
         """Start the module's next instruction; return its sequence number (from 1)."""
         self.clock[module][module] += 1
         return self.clock[module][module]
 
-    def token(self, module: Module) -> tuple[int, ...]:
+    def token(self, module: HardwareModule) -> tuple[int, ...]:
         """The clock a token pushed now by ``module`` carries."""
         return tuple(self.clock[module])
 
-    def access(self, module: Module, seq: int, accesses: list[Access]) -> None:
+    def access(self, module: HardwareModule, seq: int, accesses: list[Access]) -> None:
         """Check and record an instruction's SRAM accesses."""
         for acc in accesses:
             if acc.buffer not in _SHARED:
@@ -71,8 +71,8 @@ class HazardChecker:
                             writer, "RAW", "reads", "written")
                 self._last_read[acc.buffer][acc.reads] = seq
 
-    def _check(self, buffer: str, index: Index, table: np.ndarray, module: Module, seq: int,
-               other: Module, kind: str, verb: str, their: str) -> None:
+    def _check(self, buffer: str, index: Index, table: np.ndarray, module: HardwareModule, seq: int,
+               other: HardwareModule, kind: str, verb: str, their: str) -> None:
         seen = table[index]
         known = self.clock[module][other]
         if seen.size and seen.max() > known:
@@ -84,13 +84,13 @@ class HazardChecker:
                 f"{self._describe(other, int(seen[n]))}, but no {other.label}->{module.label} "
                 "token orders the two")
 
-    def check_finish(self, totals: dict[Module, int], seq: int) -> None:
+    def check_finish(self, totals: dict[HardwareModule, int], seq: int) -> None:
         """FINISH must come after every load and store instruction (happens-before)."""
-        for module in (Module.LOAD, Module.STORE):
-            known = self.clock[Module.COMPUTE][module]
+        for module in (HardwareModule.LOAD, HardwareModule.STORE):
+            known = self.clock[HardwareModule.COMPUTE][module]
             if known < totals[module]:
                 raise VTAError(
                     f"missing dependency token before FINISH: "
                     f"{self._describe(module, known + 1)} is not ordered before "
-                    f"{self._describe(Module.COMPUTE, seq)} (pop a {module.label}->compute "
+                    f"{self._describe(HardwareModule.COMPUTE, seq)} (pop a {module.label}->compute "
                     "token before FINISH)")

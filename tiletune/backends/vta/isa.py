@@ -55,7 +55,7 @@ class AluOp(IntEnum):
     SHL = 5
 
 
-class Module(IntEnum):
+class HardwareModule(IntEnum):
     """The three execution modules, in pipeline order (load -> compute -> store)."""
 
     LOAD = 0
@@ -108,10 +108,10 @@ class _Insn:
                 object.__setattr__(self, name, bool(v) if is_flag else v)
         self._check()
         module = self.module
-        if module is Module.LOAD and (self.pop_prev or self.push_prev):
+        if module is HardwareModule.LOAD and (self.pop_prev or self.push_prev):
             raise VTAError(f"{self.head()} runs on the load module, which has no previous "
                            "stage: pop_prev/push_prev must be False")
-        if module is Module.STORE and (self.pop_next or self.push_next):
+        if module is HardwareModule.STORE and (self.pop_next or self.push_next):
             raise VTAError(f"{self.head()} runs on the store module, which has no next "
                            "stage: pop_next/push_next must be False")
 
@@ -119,8 +119,8 @@ class _Insn:
         """Checks beyond field widths (overridden)."""
 
     @property
-    def module(self) -> Module:
-        return Module.COMPUTE
+    def module(self) -> HardwareModule:
+        return HardwareModule.COMPUTE
 
     def head(self) -> str:
         return self.OPCODE.name
@@ -153,7 +153,7 @@ class _Insn:
 
 
 @dataclass(frozen=True)
-class Load(_Insn):
+class VTALoad(_Insn):
     """2-D strided DMA from DRAM into an SRAM, with zero padding around the block.
 
     Reads ``y_size`` rows of ``x_size`` elements (row stride ``x_stride``) starting at DRAM
@@ -182,8 +182,10 @@ class Load(_Insn):
             raise VTAError("LOAD cannot target OUT (OUT is only read by STORE)")
 
     @property
-    def module(self) -> Module:
-        return Module.LOAD if self.mem in (MemType.INP, MemType.WGT) else Module.COMPUTE
+    def module(self) -> HardwareModule:
+        if self.mem in (MemType.INP, MemType.WGT):
+            return HardwareModule.LOAD
+        return HardwareModule.COMPUTE
 
     @property
     def pad(self) -> tuple[int, int, int, int]:
@@ -210,7 +212,7 @@ class Load(_Insn):
 
 
 @dataclass(frozen=True)
-class Store(_Insn):
+class VTAStore(_Insn):
     """2-D strided DMA of OUT (the ACC entries truncated to the output width) to DRAM.
 
     SRAM entries ``sram_base .. sram_base + y_size*x_size`` go to DRAM rows of ``x_size``
@@ -233,8 +235,8 @@ class Store(_Insn):
             raise VTAError(f"STORE only supports memory type OUT, got {self.mem.name}")
 
     @property
-    def module(self) -> Module:
-        return Module.STORE
+    def module(self) -> HardwareModule:
+        return HardwareModule.STORE
 
     @property
     def sram_size(self) -> int:
@@ -344,9 +346,9 @@ class Finish(_Insn):
         return f"FINISH{self._flags_str()}"
 
 
-Instruction = Union[Load, Store, Gemm, Alu, Finish]
+Instruction = Union[VTALoad, VTAStore, Gemm, Alu, Finish]
 INSTRUCTION_CLASSES: dict[Opcode, type] = {
-    c.OPCODE: c for c in (Load, Store, Gemm, Alu, Finish)
+    c.OPCODE: c for c in (VTALoad, VTAStore, Gemm, Alu, Finish)
 }
 
 

@@ -6,51 +6,115 @@ the instruction stream.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from tiletune.backends.vta.fold import Dma, LoopInsn
-from tiletune.backends.vta.isa import MemType, Module
+from tiletune.backends.vta.fold_uop_loops import Dma, LoopInsn
+from tiletune.backends.vta.isa import AluOp, HardwareModule, MemType
+from tiletune.errors import LoweringError
 from tiletune.ir.stmt import Buffer
 
-Interval = tuple[str, int, int]  # (SRAM name, first entry, one past the last)
+
+@dataclass(frozen=True)
+class Span:
+    """The SRAM entries ``[lo, hi)`` an op touches through its operand ``operand``."""
+
+    sram: str  # "INP", "WGT" or "ACC"
+    lo: int
+    hi: int
+    operand: int  # which operand's base the entries move with (see ``Op.shifted``)
+
+    def shifted(self, shift: Sequence[int]) -> Span:
+        k = shift[self.operand]
+        return Span(self.sram, self.lo + k, self.hi + k, self.operand)
+
+
+@dataclass(frozen=True)
+class GemmLoop:
+    """A GEMM instruction (or, with ``reset``, the zeroing of its accumulator entries).
+
+    The micro-op columns are the entries of operands (acc, inp, wgt), in that order.
+    """
+
+    loop: LoopInsn
+    reset: bool
+
+    def shifted(self, shift: Sequence[int]) -> GemmLoop:
+        return GemmLoop(_shift_loop(self.loop, shift), self.reset)
+
+
+@dataclass(frozen=True)
+class AluLoop:
+    """An ALU instruction: ``acc = op(acc, imm | acc)`` over the loops of ``loop``."""
+
+    loop: LoopInsn
+    op: AluOp
+    imm: int | None
+
+
+@dataclass(frozen=True)
+class DmaLoad:
+    """A 2-D DMA from DRAM (elements of kind ``mem``) into an SRAM; operands (sram, dram)."""
+
+    mem: MemType
+    dma: Dma
+
+    def shifted(self, shift: Sequence[int]) -> DmaLoad:
+        return DmaLoad(self.mem, _shift_dma(self.dma, shift))
+
+
+@dataclass(frozen=True)
+class DmaStore:
+    """A 2-D DMA from the ACC SRAM (truncated to the output type) to DRAM; operands
+    (sram, dram)."""
+
+    dma: Dma
+
+    def shifted(self, shift: Sequence[int]) -> DmaStore:
+        return DmaStore(_shift_dma(self.dma, shift))
+
+
+#: One instruction of an op (``sync.emit_program`` turns each into an ISA instruction).
+Insn = GemmLoop | AluLoop | DmaLoad | DmaStore
+
+
+def _shift_loop(li: LoopInsn, shift: Sequence[int]) -> LoopInsn:
+    """The micro-op entries of column k moved by ``shift[k]``."""
+    moved = li.uops + np.asarray(shift[:li.uops.shape[1]], np.int64)
+    return LoopInsn(moved, li.iter_out, li.iter_in, li.factor_out, li.factor_in)
+
+
+def _shift_dma(d: Dma, shift: Sequence[int]) -> Dma:
+    s_sram, s_dram = shift
+    return Dma(d.sram + s_sram, d.dram + s_dram if d.y_size else d.dram, d.y_size, d.x_size,
+               d.x_stride, d.pad)
 
 
 @dataclass
 class Op:
     """Instructions of one module plus the SRAM entries they read and write."""
 
-    module: Module
-    insns: list[tuple[Any, ...]]
-    reads: list[Interval] = field(default_factory=list)
-    writes: list[Interval] = field(default_factory=list)
+    module: HardwareModule
+    insns: list[Insn]
+    reads: list[Span] = field(default_factory=list)
+    writes: list[Span] = field(default_factory=list)
     what: str = ""
 
-    def shifted(self, shift: list[int], kind: str) -> Op:
-        """This op (computed at base 0) with operand k moved by ``shift[k]`` entries."""
-        if kind in ("reset", "gemm"):
-            sh = np.array(shift, np.int64)
-            insns = [(t, _shift_loop(li, sh[:li.uops.shape[1]]), r) for t, li, r in self.insns]
-            names = {"INP": shift[1] if len(shift) > 1 else 0,
-                     "WGT": shift[2] if len(shift) > 2 else 0, "ACC": shift[0]}
-        else:  # load: operands (sram, dram); store: (sram, dram)
-            s_sram, s_dram = shift
-            insns = []
-            for insn in self.insns:
-                d = insn[-1]
-                moved = Dma(d.sram + s_sram, d.dram + s_dram if d.y_size else d.dram,
-                            d.y_size, d.x_size, d.x_stride, d.pad)
-                insns.append((*insn[:-1], moved))
-            names = {"INP": s_sram, "WGT": s_sram, "ACC": s_sram}
-        return Op(self.module, insns, [(b, lo + names[b], hi + names[b]) for b, lo, hi in
-                                       self.reads],
-                  [(b, lo + names[b], hi + names[b]) for b, lo, hi in self.writes], self.what)
+    def shifted(self, shift: Sequence[int]) -> Op:
+        """This op (computed at base 0) with operand k moved by ``shift[k]`` entries.
 
-
-def _shift_loop(li: LoopInsn, shift: np.ndarray) -> LoopInsn:
-    return LoopInsn(li.uops + shift, li.iter_out, li.iter_in, li.factor_out, li.factor_in)
+        GEMM, reset, load and store ops only: ALU ops are emitted at their entries.
+        """
+        insns: list[Insn] = []
+        for insn in self.insns:
+            if isinstance(insn, AluLoop):
+                raise LoweringError(f"{self.what}: ALU ops cannot be moved to other entries")
+            insns.append(insn.shifted(shift))
+        return Op(self.module, insns,
+                  [s.shifted(shift) for s in self.reads], [s.shifted(shift) for s in self.writes],
+                  self.what)
 
 
 @dataclass(frozen=True)

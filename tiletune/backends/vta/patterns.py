@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tiletune.backends.vta.isa import AluOp
+from tiletune.compiler.arith import const_int
 from tiletune.errors import VTAError
 from tiletune.ir import dtype as dt
 from tiletune.ir.expr import Binary, Cast, Const, Expr, Load, Select, TensorRead
@@ -89,13 +90,6 @@ def match_copy(value: Expr) -> Copy | None:
     return None
 
 
-def _int_const(e: Expr) -> int | None:
-    e = _strip_cast(e)
-    if isinstance(e, Const) and dt.is_int(e.dtype):
-        return int(e.value)
-    return None
-
-
 _IMM_OPS = {"add": AluOp.ADD, "sub": AluOp.ADD, "mul": AluOp.MUL, "min": AluOp.MIN,
             "max": AluOp.MAX, "floordiv": AluOp.SHR}
 _SRC_OPS = {"add": AluOp.ADD, "mul": AluOp.MUL, "min": AluOp.MIN, "max": AluOp.MAX}
@@ -133,7 +127,7 @@ def alu_chain(value: Expr) -> tuple[Load, list[AluStep]]:
     if e.op not in _IMM_OPS and e.op not in _SRC_OPS:
         raise VTAError(f"{value!r}: '{e.op}' has no VTA ALU instruction (the ALU computes "
                        "+, - const, *, // 2**k, min and max)")
-    ca, cb = _int_const(e.b), _int_const(e.a)
+    ca, cb = const_int(e.b), const_int(e.a)
     if ca is not None and e.op in _IMM_OPS:
         base, steps = alu_chain(e.a)
         return base, steps + [_imm_step(e.op, ca, value)]

@@ -36,11 +36,11 @@ from tiletune.backends.vta.cycles import SimReport, fetch_cycles, instruction_cy
 from tiletune.backends.vta.datapath import Datapath
 from tiletune.backends.vta.dram import DRAM
 from tiletune.backends.vta.hazards import HazardChecker
-from tiletune.backends.vta.isa import Finish, Instruction, Module
+from tiletune.backends.vta.isa import Finish, HardwareModule, Instruction
 from tiletune.backends.vta.program import Program
 from tiletune.errors import VTAError
 
-_L, _C, _S = Module.LOAD, Module.COMPUTE, Module.STORE
+_L, _C, _S = HardwareModule.LOAD, HardwareModule.COMPUTE, HardwareModule.STORE
 POPS = {(_L, "pop_next"): "g2l", (_C, "pop_prev"): "l2g", (_C, "pop_next"): "s2g",
         (_S, "pop_prev"): "g2s"}
 PUSHES = {(_L, "push_next"): "l2g", (_C, "push_prev"): "g2l", (_C, "push_next"): "g2s",
@@ -94,18 +94,18 @@ class _Run:
                  datapath: Datapath) -> None:
         self.config, self.insns, self.datapath = config, insns, datapath
         self.module_of = [insn.module for insn in insns]
-        self.queue: dict[Module, list[int]] = {m: [] for m in Module}
+        self.queue: dict[HardwareModule, list[int]] = {m: [] for m in HardwareModule}
         for i, m in enumerate(self.module_of):
             self.queue[m].append(i)
         self.pops = [[q for (m, f), q in POPS.items() if m == insn.module and getattr(insn, f)]
                      for insn in insns]
         self.pushes = [[q for (m, f), q in PUSHES.items() if m == insn.module and getattr(insn, f)]
                        for insn in insns]
-        self.pos = dict.fromkeys(Module, 0)  # next instruction of each module
-        self.dispatched = dict.fromkeys(Module, 0)
+        self.pos = dict.fromkeys(HardwareModule, 0)  # next instruction of each module
+        self.dispatched = dict.fromkeys(HardwareModule, 0)
         self.fetched = 0
         self.fetch_free = 0
-        self.module_free = dict.fromkeys(Module, 0)
+        self.module_free = dict.fromkeys(HardwareModule, 0)
         self.tokens: dict[str, deque[_Token]] = {q: deque() for q in QUEUE_NAMES}
         self.pushed = dict.fromkeys(QUEUE_NAMES, 0)
         self.pop_times: dict[str, list[int]] = {q: [] for q in QUEUE_NAMES}
@@ -116,12 +116,14 @@ class _Run:
     def describe(self, i: int) -> str:
         return f"{self.module_of[i].label} #{i} `{self.insns[i]}`"
 
-    def describe_seq(self, module: Module, seq: int) -> str:
+    def describe_seq(self, module: HardwareModule, seq: int) -> str:
         return self.describe(self.queue[module][seq - 1])
 
     # -- scheduling -----------------------------------------------------------------------
     def next_index(self, process: int) -> int:
-        return self.fetched if process == FETCH else self.queue[Module(process)][self.pos[process]]
+        if process == FETCH:
+            return self.fetched
+        return self.queue[HardwareModule(process)][self.pos[process]]
 
     def ready(self) -> list[int]:
         out = []
@@ -130,7 +132,7 @@ class _Run:
             m = self.module_of[self.fetched]
             if self.dispatched[m] - self.pos[m] < depth:
                 out.append(FETCH)
-        for m in Module:
+        for m in HardwareModule:
             if self.pos[m] < self.dispatched[m] and self._tokens_ready(self.queue[m][self.pos[m]]):
                 out.append(int(m))
         return out
@@ -144,7 +146,7 @@ class _Run:
         if process == FETCH:
             self._fetch()
         else:
-            self._execute(Module(process))
+            self._execute(HardwareModule(process))
 
     def _fetch(self) -> None:
         i = self.fetched
@@ -158,7 +160,7 @@ class _Run:
         self.dispatched[m] += 1
         self.fetched += 1
 
-    def _execute(self, m: Module) -> None:
+    def _execute(self, m: HardwareModule) -> None:
         i = self.queue[m][self.pos[m]]
         insn = self.insns[i]
         start = max(self.module_free[m], self.dispatch_time[i])
@@ -176,7 +178,7 @@ class _Run:
         accesses = self.datapath.execute(insn, self.describe(i))
         self.hazards.access(m, seq, accesses)
         if isinstance(insn, Finish):
-            self.hazards.check_finish({mod: len(self.queue[mod]) for mod in Module}, seq)
+            self.hazards.check_finish({mod: len(self.queue[mod]) for mod in HardwareModule}, seq)
         cycles = instruction_cycles(insn, self.config)
         end = start + cycles
         self.module_free[m] = end
@@ -191,7 +193,7 @@ class _Run:
     # -- end of run -----------------------------------------------------------------------
     def finish(self) -> None:
         if self.fetched < len(self.insns) or any(
-                self.pos[m] < len(self.queue[m]) for m in Module):
+                self.pos[m] < len(self.queue[m]) for m in HardwareModule):
             raise VTAError("deadlock: no module can proceed\n" + "\n".join(self._blocked()))
         left = {q: t for q, t in self.tokens.items() if t}
         if left:
@@ -202,7 +204,7 @@ class _Run:
 
     def _blocked(self) -> list[str]:
         lines = []
-        for m in Module:
+        for m in HardwareModule:
             if self.pos[m] == len(self.queue[m]):
                 lines.append(f"  {m.label}: done ({len(self.queue[m])} instructions)")
                 continue

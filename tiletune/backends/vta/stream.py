@@ -26,12 +26,12 @@ from tiletune.backends.vta.isa import (
     AluOp,
     Finish,
     Gemm,
+    HardwareModule,
     Instruction,
-    Load,
     MemType,
-    Module,
-    Store,
     Uop,
+    VTALoad,
+    VTAStore,
 )
 from tiletune.backends.vta.program import Program
 from tiletune.errors import VTAError
@@ -43,8 +43,8 @@ class InstructionStream:
     def __init__(self, config: VTAConfig = DEFAULT_CONFIG) -> None:
         self.config = config
         self._insns: list[Instruction] = []
-        self._last: dict[Module, int] = {}  # module -> index of its last instruction
-        self._pending: dict[Module, set[str]] = {m: set() for m in Module}
+        self._last: dict[HardwareModule, int] = {}  # module -> index of its last instruction
+        self._pending: dict[HardwareModule, set[str]] = {m: set() for m in HardwareModule}
         self._uops: list[Uop] = []
         self._table: dict[tuple[Uop, ...], int] = {}  # kernel -> offset in the uop table
         self._resident: dict[tuple[Uop, ...], int] = {}  # kernel -> UOP buffer base
@@ -91,14 +91,14 @@ class InstructionStream:
         """
         y0, y1, x0, x1 = pad
         stride = x_size if x_stride is None else x_stride
-        return self.emit(Load(MemType(mem), sram_base, dram_base, y_size, x_size, stride,
+        return self.emit(VTALoad(MemType(mem), sram_base, dram_base, y_size, x_size, stride,
                               y0, y1, x0, x1, config=self.config))
 
     def store(self, sram_base: int, dram_base: int, y_size: int, x_size: int,
               x_stride: int | None = None) -> Instruction:
         """STORE ``y_size x x_size`` OUT elements (row stride ``x_stride``, default x_size)."""
         stride = x_size if x_stride is None else x_stride
-        return self.emit(Store(sram_base, dram_base, y_size, x_size, stride, config=self.config))
+        return self.emit(VTAStore(sram_base, dram_base, y_size, x_size, stride, config=self.config))
 
     def gemm(self, uop_bgn: int, uop_end: int, *, iter_out: int = 1, iter_in: int = 1,
              dst_factor: tuple[int, int] = (0, 0), src_factor: tuple[int, int] = (0, 0),
@@ -136,7 +136,7 @@ class InstructionStream:
         return base, base + len(key)
 
     # -- dependencies ---------------------------------------------------------------------
-    def dep_pop(self, src: Module, dst: Module) -> None:
+    def dep_pop(self, src: HardwareModule, dst: HardwareModule) -> None:
         """The next instruction of ``dst`` waits for a token from ``src``."""
         src, dst = _adjacent(src, dst)
         direction = "prev" if src < dst else "next"
@@ -144,7 +144,7 @@ class InstructionStream:
             self._commit(dst)
         self._pending[dst].add(direction)
 
-    def dep_push(self, src: Module, dst: Module) -> None:
+    def dep_push(self, src: HardwareModule, dst: HardwareModule) -> None:
         """Send a token from ``src`` to ``dst`` after ``src``'s instructions so far."""
         src, dst = _adjacent(src, dst)
         self._commit(src)
@@ -157,16 +157,16 @@ class InstructionStream:
 
     def finish(self) -> Program:
         """Order FINISH after every load and store, append it, and return the Program."""
-        self.dep_push(Module.STORE, Module.COMPUTE)
-        self.dep_push(Module.LOAD, Module.COMPUTE)
-        self.dep_pop(Module.STORE, Module.COMPUTE)
-        self.dep_pop(Module.LOAD, Module.COMPUTE)
-        self._commit(Module.COMPUTE)
+        self.dep_push(HardwareModule.STORE, HardwareModule.COMPUTE)
+        self.dep_push(HardwareModule.LOAD, HardwareModule.COMPUTE)
+        self.dep_pop(HardwareModule.STORE, HardwareModule.COMPUTE)
+        self.dep_pop(HardwareModule.LOAD, HardwareModule.COMPUTE)
+        self._commit(HardwareModule.COMPUTE)
         self.emit(Finish(config=self.config))
         self._done = True
         return Program(tuple(self._insns), tuple(self._uops), self.config)
 
-    def _commit(self, module: Module) -> None:
+    def _commit(self, module: HardwareModule) -> None:
         """Emit a NOP on ``module`` carrying its pending pops, if any."""
         pending = self._pending[module]
         if pending:
@@ -174,15 +174,15 @@ class InstructionStream:
             pending.clear()
             self.emit(self._nop(module).with_flags(**flags))
 
-    def _nop(self, module: Module) -> Instruction:
-        if module is Module.STORE:
-            return Store(0, 0, 0, 0, 0, config=self.config)
-        mem = MemType.INP if module is Module.LOAD else MemType.UOP
-        return Load(mem, 0, 0, 0, 0, 0, config=self.config)
+    def _nop(self, module: HardwareModule) -> Instruction:
+        if module is HardwareModule.STORE:
+            return VTAStore(0, 0, 0, 0, 0, config=self.config)
+        mem = MemType.INP if module is HardwareModule.LOAD else MemType.UOP
+        return VTALoad(mem, 0, 0, 0, 0, 0, config=self.config)
 
 
-def _adjacent(src: Module, dst: Module) -> tuple[Module, Module]:
-    src, dst = Module(src), Module(dst)
+def _adjacent(src: HardwareModule, dst: HardwareModule) -> tuple[HardwareModule, HardwareModule]:
+    src, dst = HardwareModule(src), HardwareModule(dst)
     if abs(src - dst) != 1:
         raise VTAError(f"dependency tokens only flow between adjacent modules "
                        f"(load<->compute<->store), not {src.label}->{dst.label}")

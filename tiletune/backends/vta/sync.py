@@ -20,13 +20,23 @@ from __future__ import annotations
 import numpy as np
 
 from tiletune.backends.vta.config import VTAConfig
-from tiletune.backends.vta.isa import Alu, AluOp, Finish, Gemm, Load, MemType, Module, Store, Uop
-from tiletune.backends.vta.ops import Op
+from tiletune.backends.vta.isa import (
+    Alu,
+    AluOp,
+    Finish,
+    Gemm,
+    HardwareModule,
+    MemType,
+    Uop,
+    VTALoad,
+    VTAStore,
+)
+from tiletune.backends.vta.ops import AluLoop, DmaLoad, DmaStore, GemmLoop, Op, Span
 from tiletune.backends.vta.program import Program
 from tiletune.errors import VTAError
 
-L, C, S = Module.LOAD, Module.COMPUTE, Module.STORE
-Direction = tuple[Module, Module]
+L, C, S = HardwareModule.LOAD, HardwareModule.COMPUTE, HardwareModule.STORE
+Direction = tuple[HardwareModule, HardwareModule]
 
 
 def plan_tokens(ops: list[Op], config: VTAConfig) -> tuple[list[set[Direction]],
@@ -45,28 +55,28 @@ def plan_tokens(ops: list[Op], config: VTAConfig) -> tuple[list[set[Direction]],
             pushes[producer].add(direction)
             pops[i].add(direction)
 
-    def last(table: dict[str, np.ndarray], spans: list, bufs: tuple[str, ...]) -> int:
-        return max((int(table[b][lo:hi].max()) for b, lo, hi in spans if b in bufs and hi > lo),
-                   default=-1)
+    def last(table: dict[str, np.ndarray], spans: list[Span], bufs: tuple[str, ...]) -> int:
+        return max((int(table[s.sram][s.lo:s.hi].max()) for s in spans
+                    if s.sram in bufs and s.hi > s.lo), default=-1)
 
     for i, op in enumerate(ops):
         if op.module is C:
             need(i, last(written, op.reads, ("INP", "WGT")), (L, C))
             need(i, last(read, op.writes, ("ACC",)), (S, C))
-            for buf, lo, hi in op.reads:
-                if buf in ("INP", "WGT"):
-                    read[buf][lo:hi] = i
-            for buf, lo, hi in op.writes:
-                if buf == "ACC":
-                    written[buf][lo:hi] = i
+            for s in op.reads:
+                if s.sram in ("INP", "WGT"):
+                    read[s.sram][s.lo:s.hi] = i
+            for s in op.writes:
+                if s.sram == "ACC":
+                    written[s.sram][s.lo:s.hi] = i
         elif op.module is L:
             need(i, last(read, op.writes, ("INP", "WGT")), (C, L))
-            for buf, lo, hi in op.writes:
-                written[buf][lo:hi] = i
+            for s in op.writes:
+                written[s.sram][s.lo:s.hi] = i
         else:
             need(i, last(written, op.reads, ("ACC",)), (C, S))
-            for buf, lo, hi in op.reads:
-                read[buf][lo:hi] = i
+            for s in op.reads:
+                read[s.sram][s.lo:s.hi] = i
     return pops, pushes
 
 
@@ -82,37 +92,37 @@ class _Assembler:
     def __init__(self, config: VTAConfig) -> None:
         self.config = config
         self.items: list[tuple[type, tuple, dict[str, bool]]] = []
-        self.last: dict[Module, int] = {}
-        self.pending: dict[Module, set[str]] = {m: set() for m in Module}
+        self.last: dict[HardwareModule, int] = {}
+        self.pending: dict[HardwareModule, set[str]] = {m: set() for m in HardwareModule}
         self.uops: list[Uop] = []
         self.table: dict[tuple[Uop, ...], int] = {}
         self.resident: dict[tuple[Uop, ...], int] = {}
         self.uop_top = 0
 
-    def emit(self, module: Module, cls: type, args: tuple) -> None:
+    def emit(self, module: HardwareModule, cls: type, args: tuple) -> None:
         pending = self.pending[module]
         flags = {f"pop_{d}": True for d in pending}
         pending.clear()
         self.last[module] = len(self.items)
         self.items.append((cls, args, flags))
 
-    def nop(self, module: Module) -> None:
+    def nop(self, module: HardwareModule) -> None:
         if module is S:
-            self.emit(module, Store, (0, 0, 0, 0, 0))
+            self.emit(module, VTAStore, (0, 0, 0, 0, 0))
         else:
-            self.emit(module, Load, (MemType.INP if module is L else MemType.UOP, 0, 0, 0, 0, 0))
+            self.emit(module, VTALoad, (MemType.INP if module is L else MemType.UOP, 0, 0, 0, 0, 0))
 
-    def commit(self, module: Module) -> None:
+    def commit(self, module: HardwareModule) -> None:
         if self.pending[module]:
             self.nop(module)
 
-    def dep_pop(self, src: Module, dst: Module) -> None:
+    def dep_pop(self, src: HardwareModule, dst: HardwareModule) -> None:
         direction = "prev" if src < dst else "next"
         if direction in self.pending[dst]:
             self.commit(dst)
         self.pending[dst].add(direction)
 
-    def dep_push(self, src: Module, dst: Module) -> None:
+    def dep_push(self, src: HardwareModule, dst: HardwareModule) -> None:
         self.commit(src)
         flag = "push_next" if src < dst else "push_prev"
         last = self.last.get(src)
@@ -133,7 +143,7 @@ class _Assembler:
             if self.uop_top + len(uops) > depth:
                 self.resident.clear()
                 self.uop_top = 0
-            self.emit(C, Load, (MemType.UOP, self.uop_top, self.table[uops], 1, len(uops),
+            self.emit(C, VTALoad, (MemType.UOP, self.uop_top, self.table[uops], 1, len(uops),
                                 len(uops)))
             self.resident[uops] = self.uop_top
             self.uop_top += len(uops)
@@ -172,26 +182,23 @@ def emit_program(ops: list[Op], config: VTAConfig) -> Program:
         for src, dst in sorted(pop):
             s.dep_pop(src, dst)
         for insn in op.insns:
-            kind = insn[0]
-            if kind == "load":
-                _, mem, d = insn
-                s.emit(op.module, Load, (mem, d.sram, d.dram, d.y_size, d.x_size, d.x_stride,
-                                         *d.pad))
-            elif kind == "store":
-                d = insn[1]
-                s.emit(S, Store, (d.sram, d.dram, d.y_size, d.x_size, d.x_stride))
-            elif kind == "gemm":
-                _, li, reset = insn
-                bgn, end = kernel(li.uops)
-                f_out, f_in = li.factor_out + (0, 0), li.factor_in + (0, 0)
-                s.emit(C, Gemm, (bgn, end, li.iter_out, li.iter_in, f_out[0], f_in[0],
-                                 f_out[1], f_in[1], f_out[2], f_in[2], reset))
-            else:
-                _, li, alu_op, imm = insn
-                bgn, end = kernel(li.uops)
-                f_out, f_in = li.factor_out + (0,), li.factor_in + (0,)
-                s.emit(C, Alu, (bgn, end, li.iter_out, li.iter_in, f_out[0], f_in[0],
-                                f_out[1], f_in[1], AluOp(alu_op), imm is not None, imm or 0))
+            match insn:
+                case DmaLoad(mem=mem, dma=d):
+                    s.emit(op.module, VTALoad, (mem, d.sram, d.dram, d.y_size, d.x_size,
+                                             d.x_stride, *d.pad))
+                case DmaStore(dma=d):
+                    s.emit(S, VTAStore, (d.sram, d.dram, d.y_size, d.x_size, d.x_stride))
+                case GemmLoop(loop=li, reset=reset):
+                    bgn, end = kernel(li.uops)
+                    f_out, f_in = li.factor_out + (0, 0), li.factor_in + (0, 0)
+                    s.emit(C, Gemm, (bgn, end, li.iter_out, li.iter_in, f_out[0], f_in[0],
+                                     f_out[1], f_in[1], f_out[2], f_in[2], reset))
+                case AluLoop(loop=li, op=alu_op, imm=imm):
+                    bgn, end = kernel(li.uops)
+                    f_out, f_in = li.factor_out + (0,), li.factor_in + (0,)
+                    s.emit(C, Alu, (bgn, end, li.iter_out, li.iter_in, f_out[0], f_in[0],
+                                    f_out[1], f_in[1], AluOp(alu_op), imm is not None,
+                                    imm or 0))
         for src, dst in sorted(push):
             s.dep_push(src, dst)
     return s.finish()

@@ -5,18 +5,10 @@ After:  ``C[i * 16 + j] = A[i * 32 + k] * B[k * 16 + j]``
 """
 from __future__ import annotations
 
+from tiletune.compiler.arith import flat_index
 from tiletune.ir.expr import Expr, Load
 from tiletune.ir.functor import Rewriter
 from tiletune.ir.stmt import PrimFunc, Store
-
-
-def flat_index(shape: tuple[int, ...], indices: tuple) -> Expr:
-    out = indices[-1]
-    stride = shape[-1]
-    for i, n in zip(reversed(indices[:-1]), reversed(shape[:-1])):
-        out = i * stride + out
-        stride *= n
-    return out
 
 
 class _Flatten(Rewriter):
@@ -25,14 +17,14 @@ class _Flatten(Rewriter):
         pred = self.visit(e.pred)
         if len(idx) == 1 and all(a is b for a, b in zip(idx, e.indices)) and pred is e.pred:
             return e
-        return Load(e.buffer, (flat_index(e.buffer.shape, idx),), e.dtype, pred)
+        return Load(e.buffer, (flat_index(idx, e.buffer.shape),), e.dtype, pred)
 
     def visit_Store(self, s: Store) -> Store:
         idx = tuple(self.visit(i) for i in s.indices)
         value, pred = self.visit(s.value), self.visit(s.pred)
         if len(idx) == 1 and value is s.value and pred is s.pred and idx[0] is s.indices[0]:
             return s
-        return Store(s.buffer, (flat_index(s.buffer.shape, idx),), value, pred)
+        return Store(s.buffer, (flat_index(idx, s.buffer.shape),), value, pred)
 
 
 def flatten(func: PrimFunc) -> PrimFunc:

@@ -5,7 +5,7 @@ After:  ``S(0); S(1); S(2)``
 """
 from __future__ import annotations
 
-from tiletune.compiler.passes.fold import FoldIndices
+from tiletune.compiler.passes.fold_indices import FoldIndices
 from tiletune.errors import LoweringError
 from tiletune.ir.expr import Const, const
 from tiletune.ir.functor import Rewriter, substitute

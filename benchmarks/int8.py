@@ -1,0 +1,222 @@
+"""int8 conv layers of ResNet-18 vs the fp32 kernels and onnxruntime, and the quantization
+noise of each calibration method.
+
+    python benchmarks/int8.py [--threads 1] [--layers 1-12] [--sweep 4] [--sqnr-inputs 100]
+
+Layers (batch 1, NCHW in and out, 1 thread by default): tiletune fp32 (best of the default
+and a seeded sweep of both conv2d templates, as ``conv2d_resnet18.py``), tiletune int8
+(u8 x s8 with the requantize epilogue, on the host's int8 path; default and a seeded sweep
+of ``int8_conv2d``), onnxruntime's fp32 Conv and its int8 QLinearConv (u8 in, s8 per-channel
+weights, u8 out). The first layer's 3 channels are padded to 4 for int8.
+
+SQNR: a chain of five 3x3 conv+ReLU layers, global average pooling and an fp32 classifier
+with random He-initialised weights, calibrated on 32 inputs by each method, run in int8
+by tiletune's kernels on ``--sqnr-inputs`` other inputs; SQNR of the logits against fp32.
+(The whole quantized ResNet-18 needs the graph IR; see the report.)
+Writes ``benchmarks/results/int8.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np  # noqa: E402
+
+from benchmarks import common  # noqa: E402  (unsets OPENBLAS_CORETYPE before numpy)
+from benchmarks.conv2d_resnet18 import LAYERS, sweep_configs, time_config  # noqa: E402
+from tiletune.backends.llvm import int8dot  # noqa: E402
+from tiletune.compress.quantize import METHODS, Observer, quantize_layer  # noqa: E402
+from tiletune.schedules import conv2d  # noqa: E402
+from tiletune.schedules import int8_conv2d as ic  # noqa: E402
+from tiletune.schedules.int8_requant import Requant  # noqa: E402
+
+
+def int8_configs(w: ic.Int8Conv2dWorkload, n: int, seed: int) -> list[dict]:
+    sp = ic.space(w)
+    allc = [dict(zip(sp, v)) for v in itertools.product(*sp.values())]
+    allc = [c for c in allc if ic.is_valid(w, c) and c["parallel"] == "n_occ_oh"]
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
+    # plus, per output-channel block, the widest register tile that fits (no spills)
+    widest = []
+    for oc in sorted({c["oc_bn"] for c in allc if c["oc_bn"] % ic.lanes() == 0}):
+        fit = [c for c in allc if c["oc_bn"] == oc and c["ic_bn"] == ic.default_config(w)[
+            "ic_bn"] and not c["unroll_kw"]]
+        if fit:
+            widest.append(max(fit, key=lambda c: (w.OW % c["reg_n"] == 0, c["reg_n"])))
+    out = [ic.default_config(w)]
+    for c in widest + [allc[i] for i in picks]:
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def time_int8(w: ic.Int8Conv2dWorkload, cfg: dict, x, wt, b, mult, threads: int) -> float:
+    rq = Requant(24, 0, 0, int8dot.activation_max(w.resolved_path))
+    layer = ic.Int8Conv2d(w, wt, b, mult, rq=rq, cfg=cfg)
+    layer.kernel.set_num_threads(threads)
+    out = layer(x)
+    ref = ic.reference(x, wt, b, w.stride, w.pad, 0, mult, rq)
+    if not np.array_equal(out, ref):
+        raise AssertionError(f"{w.key()} {cfg}: int8 result differs from the reference")
+    o = np.empty_like(out)
+    return layer.kernel.time_evaluator(number=5, repeat=5)(x, layer.weight, layer.bias,
+                                                           layer.mult, o).min
+
+
+def ort_qlinearconv(threads: int, x, wt, w_scale, stride: int, pad: int):
+    """onnxruntime's QLinearConv (u8 x s8 per-channel -> u8), or None without it."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    K = wt.shape[0]
+    N, C, H, W = x.shape
+    OH = (H + 2 * pad - wt.shape[2]) // stride + 1
+    OW = (W + 2 * pad - wt.shape[3]) // stride + 1
+    inits = {"xs": np.array(0.02, np.float32), "xz": np.array(0, np.uint8), "w": wt,
+             "ws": w_scale.astype(np.float32), "wz": np.zeros(K, np.int8),
+             "ys": np.array(0.05, np.float32), "yz": np.array(0, np.uint8)}
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+                            ["y"], pads=[pad] * 4, strides=[stride] * 2)
+    g = helper.make_graph([node], "qconv",
+                          [helper.make_tensor_value_info("x", TensorProto.UINT8, x.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.UINT8,
+                                                         (N, K, OH, OW))],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return lambda: sess.run(None, {"x": x})
+
+
+def layer_rows(sel: list[int], threads: int, sweep: int, results: list, rows: list) -> None:
+    rng = np.random.default_rng(0)
+    amax = int8dot.activation_max(int8dot.best_path())
+    for li in sel:
+        C, H, W, K, R, S, stride, pad = LAYERS[li - 1]
+        wf = conv2d.Conv2dWorkload(1, C, H, W, K, R, S, stride, pad)
+        data = rng.standard_normal((1, C, H, W)).astype(np.float32)
+        weight = rng.standard_normal((K, C, R, S)).astype(np.float32)
+        t32 = [time_config(wf, c, data, weight, threads) for c in sweep_configs(wf, sweep, li)]
+        C4 = -(-C // 4) * 4
+        x = rng.integers(0, amax + 1, (1, C4, H, W)).astype(np.uint8)
+        wt = rng.integers(-127, 128, (K, C4, R, S)).astype(np.int8)
+        if C4 != C:
+            x[:, C:] = 0
+            wt[:, C:] = 0
+        b = rng.integers(-1000, 1000, K).astype(np.int32)
+        mult = np.full(K, 2 ** 24 // (C4 * R * S * 64 * 40), np.int32)
+        w8 = ic.Int8Conv2dWorkload(1, C4, H, W, K, R, S, stride, pad)
+        cfgs = int8_configs(w8, sweep, li)
+        t8 = [time_int8(w8, c, x, wt, b, mult, threads) for c in cfgs]
+        make = common.ort_conv(threads)
+        t_ortf = common.best_time(make(data, weight, stride, pad)) if make else math.nan
+        q = ort_qlinearconv(threads, x, wt, np.full(K, 0.01), stride, pad)
+        t_orti = common.best_time(q) if q else math.nan
+        rec = {"layer": li, "shape": LAYERS[li - 1], "threads": threads,
+               "ms": {"fp32_default": t32[0] * 1e3, "fp32_best": min(t32) * 1e3,
+                      "int8_default": t8[0] * 1e3, "int8_best": min(t8) * 1e3,
+                      "ort_fp32": t_ortf * 1e3, "ort_int8": t_orti * 1e3},
+               "int8_best_config": cfgs[int(np.argmin(t8))], "int8_path": w8.resolved_path}
+        rec["int8_vs_fp32_best"] = min(t32) / min(t8)
+        rec["int8_vs_ort_int8"] = t_orti / min(t8)
+        results.append(rec)
+        m = rec["ms"]
+        rows.append([li, f"{C}x{H} k{K} {R}x{S}/{stride}", threads, f"{m['fp32_best']:.2f}",
+                     f"{m['int8_best']:.2f}", f"{m['ort_fp32']:.2f}", f"{m['ort_int8']:.2f}",
+                     f"{rec['int8_vs_fp32_best']:.2f}x", f"{rec['int8_vs_ort_int8']:.2f}x"])
+        print(rows[-1], flush=True)
+
+
+def sqnr_chain(n_inputs: int) -> dict[str, float]:
+    """SQNR (dB) of the logits of an int8 conv chain per calibration method."""
+    rng = np.random.default_rng(1)
+    chans, size, depth = 32, 16, 5
+    convs = [(rng.standard_normal((chans, 4 if i == 0 else chans, 3, 3)) *
+              math.sqrt(2 / ((4 if i == 0 else chans) * 9))).astype(np.float32)
+             for i in range(depth)]
+    biases = [(rng.standard_normal(chans) * 0.05).astype(np.float32) for _ in range(depth)]
+    fc = (rng.standard_normal((10, chans)) * 0.3).astype(np.float32)
+
+    def fp32(x):
+        acts = [x]
+        for wgt, b in zip(convs, biases):
+            y = conv2d.reference(acts[-1], wgt, 1, 1) + b.reshape(1, -1, 1, 1)
+            acts.append(np.maximum(y, 0).astype(np.float32))
+        return acts, acts[-1].mean(axis=(2, 3)) @ fc.T
+
+    calib = [rng.standard_normal((1, 4, size, size)).astype(np.float32) for _ in range(32)]
+    tests = [rng.standard_normal((1, 4, size, size)).astype(np.float32)
+             for _ in range(n_inputs)]
+    observers = [Observer() for _ in range(depth + 1)]
+    for x in calib:
+        for obs, a in zip(observers, fp32(x)[0]):
+            obs.update(a)
+    out = {}
+    for method in METHODS:
+        ranges = [o.range(method, percentile=99.99) for o in observers]
+        layers = [quantize_layer(f"conv{i}", "conv", convs[i], biases[i], ranges[i],
+                                 ranges[i + 1], stride=1, pad=1, relu=True)
+                  for i in range(depth)]
+        runs = [q.build((1, q.weight.shape[1], size, size)) for q in layers]
+        sig = noise = 0.0
+        for x in tests:
+            ref = fp32(x)[1]
+            h = layers[0].x.quantize(x)
+            for run in runs:
+                h = run(h)
+            got = layers[-1].y.dequantize(h).mean(axis=(2, 3)) @ fc.T
+            sig += float(np.sum(ref.astype(np.float64) ** 2))
+            noise += float(np.sum((ref - got).astype(np.float64) ** 2))
+        out[method] = 10 * math.log10(sig / max(noise, 1e-30))
+        print(f"SQNR {method}: {out[method]:.1f} dB", flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1])
+    p.add_argument("--layers", default="1-12", help="e.g. 1-12 or 2,6,9")
+    p.add_argument("--sweep", type=int, default=4, help="random configs per template")
+    p.add_argument("--sqnr-inputs", type=int, default=100)
+    args = p.parse_args()
+    sel = []
+    for part in args.layers.split(","):
+        lo, _, hi = part.partition("-")
+        sel += list(range(int(lo), int(hi or lo) + 1))
+    print(f"int8 path: {int8dot.best_path()}")
+    results, rows = [], []
+    for threads in args.threads:
+        layer_rows(sel, threads, args.sweep, results, rows)
+    common.print_table("ResNet-18 conv layers: int8 vs fp32 (ms, best of sweep)",
+                       ["#", "layer", "thr", "tt fp32", "tt int8", "ort fp32", "ort int8",
+                        "int8/fp32", "int8/ort int8"], rows)
+    summary = {}
+    for threads in args.threads:
+        three = [r for r in results if r["threads"] == threads and r["shape"][4] == 3]
+        summary[f"geomean_3x3_int8_vs_fp32_{threads}t"] = common.geomean(
+            [r["int8_vs_fp32_best"] for r in three])
+        summary[f"geomean_3x3_int8_vs_ort_int8_{threads}t"] = common.geomean(
+            [r["int8_vs_ort_int8"] for r in three])
+    for k, v in summary.items():
+        print(f"{k}: {v:.2f}")
+    sqnr = sqnr_chain(args.sqnr_inputs) if args.sqnr_inputs else {}
+    common.RESULTS.mkdir(exist_ok=True)
+    path = common.RESULTS / "int8.json"
+    path.write_text(json.dumps({"int8_path": int8dot.best_path(), "layers": results,
+                               "summary": summary, "sqnr_db": sqnr}, indent=1, default=str))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Cost models (XGBoost, NumPy MLP, Lasso, deep-kernel GP) and the features they learn on."""

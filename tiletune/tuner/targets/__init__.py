@@ -1,0 +1,9 @@
+"""Targets: each module declares one target's templates, measurer and limits.
+
+Every target is imported here, so this is the one list of targets (see :mod:`.registry`).
+"""
+
+from . import llvm, llvm_graph, llvm_int8, vta  # noqa: F401  (the targets and their templates)
+from .registry import TARGETS, Target, get_target, load_targets, register_target
+
+__all__ = ["TARGETS", "Target", "get_target", "load_targets", "register_target"]
