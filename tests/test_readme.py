@@ -26,7 +26,7 @@ def test_readme_matmul_example(tmp_path, monkeypatch, capsys):
 
 def test_readme_quick_start_commands():
     cmds = blocks("bash")[:2]
-    assert cmds[0].strip().startswith("pip install -e . && tiletune tune --workload resnet18")
+    assert cmds[0].strip().startswith("pip install -e . && tiletune tune --model resnet18")
     assert cmds[1].strip() == 'pip install -e ".[test]" && python -m pytest -q'
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
     assert cmds[1].strip() in ci

@@ -8,11 +8,14 @@ from tiletune.errors import (
     ArgumentError,
     BuildError,
     DSLError,
+    FrontendError,
+    GraphError,
     LoweringError,
     RecordsError,
     ScheduleError,
     TileTuneError,
     TuningError,
+    UnsupportedOperatorError,
 )
 from tiletune.ir.schedule import Schedule, Stage, create_schedule
 from tiletune.ir.tensor import (
@@ -57,12 +60,13 @@ def build(sch, args, target: str = "llvm", name: str = "main", **kwargs):
 
 def __getattr__(name: str):
     import importlib
-    if name in ("runtime", "tuner", "schedules", "compiler", "backends"):
+    if name in ("runtime", "tuner", "schedules", "compiler", "backends", "graph", "frontend"):
         return importlib.import_module(f"tiletune.{name}")
     raise AttributeError(f"module 'tiletune' has no attribute {name!r}")
 
 
-__all__ = ["ArgumentError", "BuildError", "DSLError", "LoweringError", "RecordsError",
+__all__ = ["ArgumentError", "BuildError", "DSLError", "FrontendError", "GraphError",
+           "UnsupportedOperatorError", "LoweringError", "RecordsError",
            "ScheduleError", "TileTuneError", "TuningError", "Schedule", "Stage", "Tensor",
            "abs", "all", "any", "build", "compute", "const", "create_schedule", "errors", "exp",
            "floordiv", "floormod", "if_then_else", "indexdiv", "indexmod", "log", "lower", "max",

@@ -37,6 +37,18 @@ class VTAError(TileTuneError):
     """An instruction stream or schedule does not fit the VTA accelerator."""
 
 
+class GraphError(TileTuneError):
+    """An ill-formed network graph (unknown node, shape mismatch, cycle, bad attribute)."""
+
+
+class FrontendError(GraphError):
+    """A model file could not be imported (unreadable, malformed, unsupported)."""
+
+
+class UnsupportedOperatorError(FrontendError):
+    """The model uses an operator the frontend does not support (nothing was built)."""
+
+
 class CompressError(TileTuneError):
     """Quantization, calibration or pruning got unusable input (no calibration data, a
     sparsity outside [0, 1), a granularity that does not divide the weight...)."""

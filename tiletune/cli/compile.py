@@ -19,10 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Build one workload with the fastest config of --records "
                        "(the heuristic default, with a warning, when it was not tuned) and "
                        "write it to -o and/or print a --dump.",
-                       epilog="example: tiletune compile --workload resnet18:2 --records "
-                       "tuned.jsonl -o conv.so --dump ir",
+                       epilog="examples:\n  tiletune compile --workload resnet18:2 --records "
+                       "tuned.jsonl -o conv.so --dump ir\n  tiletune compile --model m.onnx "
+                       "--records tuned.jsonl -o m.tt     # a whole network",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_workload_args(p)
+    p.add_argument("--model", metavar="ONNX|NAME",
+                   help="compile a whole network (an ONNX file or a built-in name such as "
+                        "resnet18) to one .tt file (-o): kernels, call plan and weights")
+    p.add_argument("--no-fusion", action="store_true",
+                   help="with --model: one kernel per operator (no epilogue fusion)")
+    p.add_argument("--dump-graph", metavar="DIR",
+                   help="with --model: write the graph after every graph pass to DIR")
     p.add_argument("--records", metavar="FILE", help="tuning records to take the config from")
     p.add_argument("-o", "--output", metavar="FILE",
                    help=f"write the kernel; the extension picks the format: "
@@ -34,12 +42,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def run_model(args: argparse.Namespace) -> int:
+    """``--model``: the whole network to one .tt file."""
+    import time
+
+    from tiletune import graph
+    from tiletune.cli.model import load_model
+
+    if args.workload or args.op or args.shape:
+        raise common.CLIError("use either --model or --workload / --op, not both")
+    if not args.output or not args.output.endswith(".tt"):
+        raise common.CLIError("--model needs -o FILE.tt")
+    g, _ = load_model(args.model)
+    t0 = time.perf_counter()
+    m = graph.build(g, records=args.records, fusion=not args.no_fusion, dump=args.dump_graph)
+    m.meta["source"] = os.path.abspath(args.model) if os.path.exists(args.model) else args.model
+    m.export(args.output)
+    if not args.quiet:
+        meta = m.meta
+        print(f"wrote {args.output}: {len(m.steps)} kernel calls ({len(m.kernels)} distinct "
+              f"kernels, {meta['tuned_kernels']} tuned, {meta['untuned_kernels']} default), "
+              f"activations {meta['peak_activation_bytes'] / 2**20:.1f} MiB (one buffer per "
+              f"tensor: {meta['naive_activation_bytes'] / 2**20:.1f} MiB), "
+              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import tiletune as tt
 
+    if args.model:
+        return run_model(args)
+    if args.no_fusion or args.dump_graph:
+        raise common.CLIError("--no-fusion and --dump-graph go with --model")
     if not args.output and not args.dump:
         raise common.CLIError("nothing to do: give -o FILE and/or --dump ir")
     if args.output and os.path.splitext(args.output)[1] not in EXTENSIONS:
+        if args.output.endswith(".tt"):
+            raise common.CLIError(f"-o {args.output}: a .tt file holds a whole network; "
+                                  "compile one with --model")
         raise common.CLIError(f"-o {args.output}: unknown extension; use one of "
                               f"{', '.join(EXTENSIONS)}")
     wl = common.one_workload(args, "compile")

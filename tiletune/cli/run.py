@@ -17,9 +17,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="time a workload's kernel (tuned or default), check it vs NumPy",
                        description="Build one workload with the best config of --records (or "
                        "the heuristic default) and time it on random inputs or --inputs.",
-                       epilog="example: tiletune run --workload resnet18:2 --records "
-                       "tuned.jsonl --check --threads 2",
+                       epilog="examples:\n  tiletune run --workload resnet18:2 --records "
+                       "tuned.jsonl --check --threads 2\n  tiletune run m.tt --input x.npy "
+                       "--compare-onnxruntime --profile   # a compiled network",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("network", nargs="?", metavar="FILE.tt",
+                   help="a compiled network (tiletune compile --model ... -o FILE.tt)")
+    n = p.add_argument_group("compiled network (FILE.tt)")
+    n.add_argument("--input", metavar="NPY", help="the network's input (.npy); default random")
+    n.add_argument("--compare-onnxruntime", action="store_true",
+                   help="run the source ONNX model (or --model) in ONNX Runtime on the same "
+                        "input and report the max error and both latencies")
+    n.add_argument("--model", metavar="ONNX|NAME",
+                   help="the ONNX model to compare with (default: the one it was compiled from)")
+    n.add_argument("--profile", action="store_true", help="time every fused operator")
     common.add_workload_args(p)
     p.add_argument("--records", metavar="FILE", help="tuning records to take the config from")
     p.add_argument("--inputs", nargs="+", metavar="NPY",
@@ -50,6 +61,12 @@ def load_inputs(paths: list[str], expected: int) -> list[np.ndarray]:
 def run(args: argparse.Namespace) -> int:
     import tiletune as tt
 
+    if args.network:
+        from tiletune.cli.run_model import run_network
+        return run_network(args)
+    if args.input or args.compare_onnxruntime or args.profile or args.model:
+        raise common.CLIError("--input, --compare-onnxruntime, --profile and --model go with "
+                              "a compiled network: tiletune run FILE.tt ...")
     wl = common.one_workload(args, "run")
     task = wl.task()
     config, rec = common.tuned_config(task, wl, args.records, args)

@@ -18,6 +18,9 @@ EXAMPLES = """examples:
   tiletune tune --workload resnet18:2-5 --trials 200 --records tuned.jsonl
   tiletune tune --op dense --shape 256,256,256 --tuner random --json
   tiletune tune --workload resnet18:3 --resume          # continue; never re-measures
+  tiletune tune --model resnet18                        # a whole network (built-in or .onnx):
+                                                        # tune its kernels, compile, run, compare
+  tiletune tune --model m.onnx --trials 400 --time-budget 600 -o m.tt
 """
 
 
@@ -39,13 +42,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_workload_args(p)
+    n = p.add_argument_group("whole network (--model)")
+    n.add_argument("--model", metavar="ONNX|NAME",
+                   help="tune every distinct conv/dense kernel of a network (an ONNX file or a "
+                        "built-in: resnet18), trials and time split by FLOP share; then "
+                        "compile it, time it and compare with ONNX Runtime")
+    n.add_argument("-o", "--output", metavar="FILE.tt",
+                   help="with --model: also write the compiled network")
+    n.add_argument("--no-evaluate", action="store_true",
+                   help="with --model: skip the final compile/run/compare table")
     b = p.add_argument_group("budget")
-    b.add_argument("--trials", type=common.positive_int, default=DEFAULT_TRIALS,
+    b.add_argument("--trials", type=common.positive_int, default=None,
                    help=f"measured configs per workload, default config and resumed ones "
-                        f"included (default {DEFAULT_TRIALS})")
-    b.add_argument("--time-budget", type=common.nonneg_float, default=DEFAULT_TIME_BUDGET,
+                        f"included (default {DEFAULT_TRIALS}); with --model the total for "
+                        f"the network (default {MODEL_TRIALS} x its tasks)")
+    b.add_argument("--time-budget", type=common.nonneg_float, default=None,
                    metavar="SECONDS", help=f"for the whole run, shared by the workloads and "
-                   f"checked between batches; 0 = no limit (default {DEFAULT_TIME_BUDGET:g})")
+                   f"checked between batches; 0 = no limit (default {DEFAULT_TIME_BUDGET:g}; "
+                   f"--model: {MODEL_TIME_BUDGET:g})")
     b.add_argument("--early-stopping", type=common.positive_int, metavar="N",
                    help="stop a workload after N trials without a new best")
     s = p.add_argument_group("search")
@@ -77,6 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: --model: trials per distinct kernel on average, and the whole run's time budget
+MODEL_TRIALS = 32
+MODEL_TIME_BUDGET = 300.0
+
+
 def _tuner_name(args: argparse.Namespace) -> str:
     from tiletune.tuner.session import TUNERS
 
@@ -95,9 +114,16 @@ def _tuner_name(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tiletune.tuner.measure.local import MeasureOption
-    from tiletune.tuner.session import tune_workloads
+    from tiletune.tuner.session import DEFAULT_TIME_BUDGET, DEFAULT_TRIALS, tune_workloads
     from tiletune.tuner.session.progress import make_reporter
 
+    if args.model:
+        from tiletune.cli.tune_model import run_model
+        return run_model(args)
+    if args.output or args.no_evaluate:
+        raise common.CLIError("-o and --no-evaluate go with --model")
+    args.trials = args.trials or DEFAULT_TRIALS
+    args.time_budget = DEFAULT_TIME_BUDGET if args.time_budget is None else args.time_budget
     workloads = common.resolve_workloads(args)
     tuner = _tuner_name(args)
     _check_records_path(args.records)

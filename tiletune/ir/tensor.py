@@ -200,7 +200,10 @@ def compute(shape: Any, fcompute: Callable[..., Any], name: str = "compute", tag
     """A tensor whose element at ``(i, j, ...)`` is ``fcompute(i, j, ...)``."""
     shape = _shape(shape, f"compute {name} shape")
     try:
-        params = list(inspect.signature(fcompute).parameters)
+        sig = inspect.signature(fcompute).parameters.values()
+        # ``lambda *idx: ...`` takes any rank: the axes get generated names
+        variadic = [p for p in sig if p.kind == p.VAR_POSITIONAL]
+        params = [] if variadic else [p.name for p in sig]
     except (TypeError, ValueError):
         params = []
     if params and len(params) != len(shape):

@@ -137,6 +137,16 @@ class Module:
             raise IndexError(f"kernel {self.name} accessed a buffer out of bounds (built "
                              "with bounds_check=True); the bad accesses were skipped")
 
+    def bind(self, *args: Any) -> Callable[[], None]:
+        """Check the arguments once and return a call with no arguments that runs the kernel
+        on them (no checks, no conversions: the arrays must stay alive and in place). A graph
+        executor's precomputed call plan is a list of these."""
+        addrs = self._checker.addresses(args)
+        fn = self._fn
+        if fn is None:
+            return functools.partial(self._run_python, args)
+        return functools.partial(fn, *addrs)
+
     def _run_python(self, args: Any) -> None:
         code = self._live_code()
         if not isinstance(code, PythonCode):

@@ -30,7 +30,8 @@ import numpy as np
 import tiletune as tt
 from tiletune.errors import ScheduleError
 from tiletune.schedules import dispatch
-from tiletune.schedules.layout import pack_data, pack_weight_numpy
+from tiletune.schedules.epilogue import Epilogue
+from tiletune.schedules.layout import pack_data, pack_weight_numpy, pad_blocked
 from tiletune.schedules.machine import divisors, host_machine
 
 
@@ -94,20 +95,27 @@ def is_valid(w: Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
 
 
 def default_config(w: Conv2dWorkload) -> dict[str, Any]:
-    """TVM-like fallback, sharpened for AVX-512: two-vector output blocks, the widest tile."""
+    """TVM-like fallback read from the host: the channel block (one or two vectors) and
+    width tile that keep the most accumulators in registers (a tile dividing the width
+    preferred; ties go to the wider block, which needs fewer weight loads per FMA)."""
     m = host_machine()
     lanes = m.vector_lanes
     oc_choices = [d for d in divisors(w.K) if d <= 2 * lanes]
-    multiples = [d for d in oc_choices if d % lanes == 0]
-    oc_bn = max(multiples) if multiples else max(oc_choices)
-    if w.OW <= 14 and oc_bn < 2 * lanes and w.K % (2 * lanes) == 0:
-        oc_bn = 2 * lanes
+    multiples = [d for d in oc_choices if d % lanes == 0] or [max(oc_choices)]
+    ow_space = space(w)["reg_n"]
+    best: tuple = ()
+    for oc_bn in multiples:
+        vecs = vectors_per_block(oc_bn)
+        budget = m.accumulator_budget // vecs
+        exact = [d for d in divisors(w.OW) if d <= budget]
+        reg_n = max(exact)
+        if reg_n < 4:  # few divisors: the widest legal tile that fits (a guarded remainder)
+            reg_n = max(r for r in ow_space if r <= budget)
+        score = (reg_n * vecs, w.OW % reg_n == 0, oc_bn)
+        if score > best[:3]:
+            best = (*score, oc_bn, reg_n)
+    oc_bn, reg_n = best[3], best[4]
     ic_bn = max(d for d in divisors(w.C) if d <= 2 * lanes)
-    budget = m.accumulator_budget // vectors_per_block(oc_bn)
-    fitting = [d for d in divisors(w.OW) if d <= budget]
-    reg_n = max(fitting)
-    if reg_n < 4:  # few divisors: the widest legal tile that fits (a guarded remainder)
-        reg_n = max(r for r in space(w)["reg_n"] if r <= budget)
     return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
             "parallel": "n_occ_oh"}
 
@@ -124,65 +132,115 @@ def _check(w: Conv2dWorkload, cfg: Mapping[str, Any]) -> None:
                             f"{host_machine().accumulator_budget} accumulator registers")
 
 
-def compute(w: Conv2dWorkload, cfg: Mapping[str, Any]):
+LAYOUTS = ("NCHW", "NCHWc")
+
+
+def compute(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue = Epilogue(),
+            layout_in: str = "NCHW", layout_out: str = "NCHW"):
+    """Tensors ``(args, dp, conv, out)``: ``args`` are the kernel arguments in order
+    ``[data, weight_packed, (bias), (residual), output]``.
+
+    ``layout_in="NCHWc"`` takes the data already in NCHW[ic_bn]c (no pack stage; only a
+    padding stage when ``pad > 0``); ``layout_out="NCHWc"`` stores NCHW[oc_bn]c (no unpack).
+    The epilogue is applied by the final stage, in the output's layout (a residual comes in
+    that layout too).
+    """
+    if layout_in not in LAYOUTS or layout_out not in LAYOUTS:
+        raise ScheduleError(f"conv2d layouts must be in {LAYOUTS}: {layout_in}, {layout_out}")
     ic_bn, oc_bn = cfg["ic_bn"], cfg["oc_bn"]
-    data = tt.placeholder((w.N, w.C, w.H, w.W), w.dtype, name="data")
+    stride = w.stride
+    if layout_in == "NCHW":
+        data = tt.placeholder((w.N, w.C, w.H, w.W), w.dtype, name="data")
+        if w.is_1x1:  # the pack subsamples: the convolution itself is then stride 1
+            dp, stride = pack_data(data, ic_bn, w.pad, w.stride), 1
+        else:
+            dp = pack_data(data, ic_bn, w.pad)
+    else:
+        data = tt.placeholder((w.N, w.C // ic_bn, w.H, w.W, ic_bn), w.dtype, name="data")
+        dp = pad_blocked(data, w.pad) if w.pad else data
     weight = tt.placeholder((w.K // oc_bn, w.C // ic_bn, w.R, w.S, ic_bn, oc_bn), w.dtype,
                             name="weight_packed")
-    if w.is_1x1:
-        dp = pack_data(data, ic_bn, w.pad, w.stride)
-        stride, base = 1, 0
-    else:
-        dp = pack_data(data, ic_bn, w.pad)
-        stride, base = w.stride, 0
     icc = tt.reduce_axis(w.C // ic_bn, "icc")
     icb = tt.reduce_axis(ic_bn, "icb")
     kh, kw = tt.reduce_axis(w.R, "kh"), tt.reduce_axis(w.S, "kw")
     conv = tt.compute(
         (w.N, w.K // oc_bn, w.OH, w.OW, oc_bn),
         lambda n, occ, oh, ow, ocb: tt.sum(
-            dp[n, icc, oh * stride + kh + base, ow * stride + kw, icb]
+            dp[n, icc, oh * stride + kh, ow * stride + kw, icb]
             * weight[occ, icc, kh, kw, icb, ocb], axis=[icc, kh, kw, icb]),
         name="conv")
-    out = tt.compute((w.N, w.K, w.OH, w.OW),
-                     lambda n, k, h, ww: conv[n, k // oc_bn, h, ww, k % oc_bn], name="output")
-    return data, weight, dp, conv, out
+    bias = tt.placeholder((w.K,), w.dtype, name="bias") if epilogue.has_bias else None
+    residual = None
+    if layout_out == "NCHWc":
+        shape = (w.N, w.K // oc_bn, w.OH, w.OW, oc_bn)
+        if epilogue.has_residual:
+            residual = tt.placeholder(shape, w.dtype, name="residual")
+        out = tt.compute(shape, lambda n, occ, oh, ow, ocb: epilogue.apply(
+            conv[n, occ, oh, ow, ocb], occ * oc_bn + ocb, bias,
+            lambda: residual[n, occ, oh, ow, ocb]), name="output")
+    else:
+        shape = (w.N, w.K, w.OH, w.OW)
+        if epilogue.has_residual:
+            residual = tt.placeholder(shape, w.dtype, name="residual")
+        out = tt.compute(shape, lambda n, k, h, ww: epilogue.apply(
+            conv[n, k // oc_bn, h, ww, k % oc_bn], k, bias, lambda: residual[n, k, h, ww]),
+            name="output")
+    args = [data, weight] + [t for t in (bias, residual) if t is not None] + [out]
+    return args, dp, conv, out
 
 
-def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None):
-    """The schedule and kernel arguments ``[data, weight_packed, output]`` for a config."""
-    cfg = dispatch.lookup(w.key(), default_config(w), w) if cfg is None else cfg
+def variant_key(w: Conv2dWorkload, epilogue: Epilogue = Epilogue(), layout_in: str = "NCHW",
+                layout_out: str = "NCHW") -> str:
+    """The dispatch key of a workload with its layouts and epilogue (``w.key()`` when both
+    layouts are NCHW and there is no epilogue, so plain records keep applying)."""
+    if (layout_in, layout_out) == ("NCHW", "NCHW") and not epilogue:
+        return w.key()
+    return f"{w.key()}_{layout_in}to{layout_out}" + (f"_{epilogue.key()}" if epilogue else "")
+
+
+def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
+             epilogue: Epilogue = Epilogue(), layout_in: str = "NCHW",
+             layout_out: str = "NCHW"):
+    """The schedule and kernel arguments ``[data, weight_packed, (bias), (residual), output]``
+    for a config (see ``compute`` for the layouts and the epilogue)."""
+    key = variant_key(w, epilogue, layout_in, layout_out)
+    cfg = dispatch.lookup(key, default_config(w), w) if cfg is None else cfg
     cfg = default_config(w) if cfg is None else dict(cfg)
     _check(w, cfg)
     lanes = host_machine().vector_lanes
     oc_bn, reg_n = cfg["oc_bn"], cfg["reg_n"]
-    data, weight, dp, conv, out = compute(w, cfg)
+    args, dp, conv, out = compute(w, cfg, epilogue, layout_in, layout_out)
     s = tt.create_schedule(out)
 
-    # data packing: root stage, channel block vectorized, parallel over the channel chunks
-    n, cc, ph, pw, cb = s[dp].axis
-    s[dp].reorder(cc, n, ph, pw, cb)
-    if cfg["parallel"] != "none":
-        s[dp].parallel(cc)
-    if cfg["ic_bn"] >= 4:
-        s[dp].vectorize(cb)
+    # data packing / padding: root stage, channel block vectorized, parallel over chunks
+    if dp is not args[0]:
+        n, cc, ph, pw, cb = s[dp].axis
+        s[dp].reorder(cc, n, ph, pw, cb)
+        if cfg["parallel"] != "none":
+            s[dp].parallel(cc)
+        if cfg["ic_bn"] >= 4:
+            s[dp].vectorize(cb)
 
     # convolution in NCHW[oc_bn]c: width tiled by reg_n; the accumulator tile is a local
-    # cache computed at the width tile, so its reg_n x oc_bn values stay in registers
-    cl = s.cache_write(conv, "local")
-    cn, cocc, coh, cow, cocb = s[conv].axis
-    owo, owi = s[conv].split(cow, factor=reg_n)
-    s[conv].reorder(cn, cocc, coh, owo, owi, cocb)
+    # stage computed at the width tile, so its reg_n x oc_bn values stay in registers
+    if layout_out == "NCHWc":
+        final, cl = out, conv  # the output stage stores the accumulators (epilogue applied)
+        s[conv].set_scope("local")
+    else:
+        final, cl = conv, s.cache_write(conv, "local")
+    cn, cocc, coh, cow, cocb = s[final].axis
+    owo, owi = s[final].split(cow, factor=reg_n)
+    s[final].reorder(cn, cocc, coh, owo, owi, cocb)
     par = {"occ": [cocc], "n_occ": [cn, cocc], "n_occ_oh": [cn, cocc, coh]}.get(cfg["parallel"])
     if par:
         if cfg["parallel"] == "occ":
-            s[conv].reorder(cocc, cn, coh, owo, owi, cocb)
-        s[conv].parallel(s[conv].fuse(*par) if len(par) > 1 else par[0])
-    s[conv].unroll(owi)
-    bo, bi = s[conv].split(cocb, factor=min(lanes, oc_bn))
-    s[conv].unroll(bo)
-    s[conv].vectorize(bi)
-    s[cl].compute_at(s[conv], owo)
+            s[final].reorder(cocc, cn, coh, owo, owi, cocb)
+        s[final].parallel(s[final].fuse(*par) if len(par) > 1 else par[0])
+    s[final].unroll(owi)
+    bo, bi = s[final].split(cocb, factor=min(lanes, oc_bn))
+    s[final].unroll(bo)
+    s[final].vectorize(bi)
+    s[cl].compute_at(s[final], owo)
     ln, locc, loh, low, locb = s[cl].axis
     ricc, rkh, rkw, ricb = s[cl].reduce_axis
     vo, vi = s[cl].split(locb, factor=min(lanes, oc_bn))
@@ -195,28 +253,31 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None):
     s[cl].unroll(vo)
     s[cl].vectorize(vi)
 
-    # unpack to NCHW: a root stage working on (lanes x lanes) blocks of channels x width, so
-    # the strided gathers of one block hit the same few cache lines (4x faster than
-    # sweeping a whole channel plane per gather)
-    on, ok, oh, ow = s[out].axis
-    kco, kci = s[out].split(ok, factor=oc_bn)
-    owo, owi = s[out].split(ow, factor=min(lanes, w.OW))
-    kio, kii = s[out].split(kci, factor=min(lanes, oc_bn))
-    s[out].reorder(on, kco, oh, owo, kio, kii, owi)
-    if cfg["parallel"] != "none":
-        s[out].parallel(s[out].fuse(on, kco, oh))
-    s[out].unroll(kii)
-    s[out].vectorize(owi)
-    return s, [data, weight, out]
+    if layout_out == "NCHW":
+        # unpack to NCHW (epilogue applied here): a root stage working on (lanes x lanes)
+        # blocks of channels x width, so the strided gathers of one block hit the same few
+        # cache lines (4x faster than sweeping a whole channel plane per gather)
+        on, ok, oh, ow = s[out].axis
+        kco, kci = s[out].split(ok, factor=oc_bn)
+        owo, owi = s[out].split(ow, factor=min(lanes, w.OW))
+        kio, kii = s[out].split(kci, factor=min(lanes, oc_bn))
+        s[out].reorder(on, kco, oh, owo, kio, kii, owi)
+        if cfg["parallel"] != "none":
+            s[out].parallel(s[out].fuse(on, kco, oh))
+        s[out].unroll(kii)
+        s[out].vectorize(owi)
+    return s, args
 
 
-def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "conv2d"):
-    """Compile the template; call as ``f(data, pack_weight(weight, f.config), out)``:
-    ``f.config`` is the config used (``cfg``, else the tuned one inside
+def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "conv2d",
+          epilogue: Epilogue = Epilogue(), layout_in: str = "NCHW", layout_out: str = "NCHW",
+          **options: Any):
+    """Compile the template; call as ``f(data, pack_weight(weight, f.config), [bias],
+    [residual], out)``: ``f.config`` is the config used (``cfg``, else the tuned one inside
     ``apply_history_best``, else the heuristic default)."""
     cfg = dispatch.resolve(w, cfg, default_config)
-    s, args = schedule(w, cfg)
-    return dispatch.with_config(tt.build(s, args, name=name), cfg)
+    s, args = schedule(w, cfg, epilogue, layout_in, layout_out)
+    return dispatch.with_config(tt.build(s, args, name=name, **options), cfg)
 
 
 def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:

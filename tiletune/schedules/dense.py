@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import tiletune as tt
 from tiletune.errors import ScheduleError
 from tiletune.schedules import dispatch
+from tiletune.schedules.epilogue import Epilogue
 from tiletune.schedules.machine import host_machine
 
 
@@ -76,6 +77,18 @@ def compute(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
     return A, B, C, packs
 
 
+def with_epilogue(C: tt.Tensor, epilogue: Epilogue) -> tuple[tt.Tensor, list[tt.Tensor]]:
+    """``D[i, j] = epilogue(C[i, j])`` (bias indexed by the column ``j``) and its extra
+    arguments ``[(bias), (residual)]``."""
+    M, N = C.shape
+    bias = tt.placeholder((N,), C.dtype, name="bias") if epilogue.has_bias else None
+    residual = tt.placeholder((M, N), C.dtype, name="residual") if epilogue.has_residual \
+        else None
+    D = tt.compute((M, N), lambda i, j: epilogue.apply(C[i, j], j, bias,
+                                                        lambda: residual[i, j]), name="D")
+    return D, [t for t in (bias, residual) if t is not None]
+
+
 def space(w: DenseWorkload) -> dict[str, list[Any]]:
     lanes = host_machine().vector_lanes
     return {
@@ -103,7 +116,8 @@ def default_config(w: DenseWorkload) -> dict[str, Any]:
     when N is wide enough, else the widest tile that fits; panels packed for large sizes."""
     m = host_machine()
     lanes = m.vector_lanes
-    nr = next(n for n in (4 * lanes, 2 * lanes, lanes) if w.N >= n or n == lanes)
+    nr = next((n for n in (4 * lanes, 2 * lanes, lanes) if w.N % n == 0),  # no guarded tail
+              next(n for n in (4 * lanes, 2 * lanes, lanes) if w.N >= n or n == lanes))
     mr = max(x for x in space(w)["mr"] if x * (nr // lanes) <= m.accumulator_budget)
     if nr == 4 * lanes:
         mr = min(mr, 6)
@@ -114,8 +128,12 @@ def default_config(w: DenseWorkload) -> dict[str, Any]:
             "pack_b": big and w.M >= 32, "parallel": True}
 
 
-def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
-    cfg = dispatch.lookup(w.key(), default_config(w), w) if cfg is None else cfg
+def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None,
+             epilogue: Epilogue = Epilogue()):
+    """The schedule and arguments ``[A, B, (bias), (residual), C]``; with an epilogue the
+    final stage applies it to the register tile before the store."""
+    key = w.key() + (f"_{epilogue.key()}" if epilogue else "")
+    cfg = dispatch.lookup(key, default_config(w), w) if cfg is None else cfg
     cfg = dict(default_config(w) if cfg is None else cfg)
     for knob, choices in space(w).items():
         if cfg.get(knob) not in choices:
@@ -124,7 +142,15 @@ def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
         raise ScheduleError(f"dense config {cfg} exceeds the register budget")
     lanes = host_machine().vector_lanes
     A, B, C, packs = compute(w, cfg)
-    s = tt.create_schedule(C)
+    extra: list[tt.Tensor] = []
+    if epilogue:  # the final stage applies the epilogue; C is its local accumulator tile
+        final, extra = with_epilogue(C, epilogue)
+        s = tt.create_schedule(final)
+        s[C].set_scope("local")
+        C, CL = final, C
+    else:
+        s = tt.create_schedule(C)
+        CL = s.cache_write(C, "local")
     for P in packs:  # root stages: outer loop parallel, contiguous side vectorized
         po, pk, pi = s[P].axis
         if cfg["parallel"]:
@@ -134,7 +160,6 @@ def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
         else:
             s[P].reorder(po, pi, pk)
             s[P].vectorize(s[P].split(pk, factor=lanes)[1])
-    CL = s.cache_write(C, "local")
     i, j = s[C].axis
     io, ii = s[C].split(i, factor=cfg["mr"])
     jo, ji = s[C].split(j, factor=cfg["nr"])
@@ -153,12 +178,13 @@ def schedule(w: DenseWorkload, cfg: Mapping[str, Any] | None = None):
     s[CL].unroll(ci)
     s[CL].unroll(cjo)
     s[CL].vectorize(cji)
-    return s, [A, B, C]
+    return s, [A, B, *extra, C]
 
 
-def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense"):
+def build(w: DenseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "dense",
+          epilogue: Epilogue = Epilogue(), **options: Any):
     """Compile the template (``cfg`` None: tuned inside ``apply_history_best``, else the
     heuristic default); ``f.config`` is the config used."""
     cfg = dispatch.resolve(w, cfg, default_config)
-    s, args = schedule(w, cfg)
-    return dispatch.with_config(tt.build(s, args, name=name), cfg)
+    s, args = schedule(w, cfg, epilogue)
+    return dispatch.with_config(tt.build(s, args, name=name, **options), cfg)

@@ -54,6 +54,22 @@ class Epilogue:
         """A short stable name for records and task keys, e.g. ``bias_residual_relu``."""
         return "_".join(s[0] if s[0] != "clip" else f"clip{s[1]:g}to{s[2]:g}" for s in self.steps)
 
+    @classmethod
+    def from_key(cls, key: str) -> Epilogue:
+        """Inverse of :meth:`key` (``""`` is the empty epilogue)."""
+        steps: list[tuple] = []
+        for part in filter(None, key.split("_")):
+            if part.startswith("clip"):
+                lo, _, hi = part[4:].partition("to")
+                try:
+                    steps.append(("clip", float(lo), float(hi)))
+                except ValueError:
+                    raise ScheduleError(f"bad clip step {part!r} in epilogue key {key!r}"
+                                        ) from None
+            else:
+                steps.append((part,))
+        return cls(tuple(steps))
+
     def apply(self, value, channel, bias: Tensor | None = None,
               residual: Callable[[], object] | None = None):
         """``value`` after every step; ``channel`` indexes ``bias``; ``residual()`` reads the

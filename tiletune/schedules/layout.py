@@ -1,6 +1,7 @@
 """Layout transforms as compute stages: NCHW <-> NCHW[x]c and OIHW -> OIHW[x]i[y]o.
 
     data  NCHW   -> NCHW[c_bn]c     P[n, c//bn, h, w, c%bn] = A[n, c, h, w]   (padding fused)
+    data  NCHWc  -> padded NCHWc    P[n, cc, h, w, cb] = A[n, cc, h - pad, w - pad, cb] (or 0)
     weight OIHW  -> OIHW[ic]i[oc]o  Wp[o//ob, i//ib, h, w, i%ib, o%ob] = W[o, i, h, w]
     output NCHWc -> NCHW            O[n, k, h, w] = Oc[n, k//ob, h, w, k%ob]
 """
@@ -34,6 +35,16 @@ def pack_data(A: tt.Tensor, c_bn: int, pad: int = 0, stride: int = 1, name: str 
                                          tt.max(tt.min(ww, W - 1), 0)], 0.0)
 
     return tt.compute((N, C // c_bn, PH, PW, c_bn), body, name=name)
+
+
+def pad_blocked(A: tt.Tensor, pad: int, name: str = "data_pad") -> tt.Tensor:
+    """NCHW[x]c -> the same layout with ``pad`` zeros around H and W."""
+    N, CC, H, W, cb = A.shape
+    return tt.compute((N, CC, H + 2 * pad, W + 2 * pad, cb), lambda n, cc, h, w, b: (
+        tt.if_then_else(tt.all(h >= pad, h < H + pad, w >= pad, w < W + pad),
+                        A[n, cc, tt.max(tt.min(h - pad, H - 1), 0),
+                          tt.max(tt.min(w - pad, W - 1), 0), b], tt.const(0, A.dtype))),
+        name=name)
 
 
 def pack_weight(Wt: tt.Tensor, ic_bn: int, oc_bn: int, name: str = "weight_pack") -> tt.Tensor:
