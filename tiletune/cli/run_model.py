@@ -22,6 +22,8 @@ def run_network(args: argparse.Namespace) -> int:
         raise common.CLIError("a compiled network takes --input, not --workload/--op/"
                               "--records/--inputs")
     m = graph.load(args.network)
+    if args.threads is None:
+        args.threads = m.num_threads  # the runtime's default (TILETUNE_NUM_THREADS, cores)
     m.set_num_threads(args.threads)
     b = m.inputs[0]
     if args.input:

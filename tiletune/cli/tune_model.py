@@ -24,6 +24,7 @@ def run_model(args: argparse.Namespace) -> int:
         MODEL_TIME_BUDGET,
         MODEL_TRIALS,
         _check_records_path,
+        _runtime_threads,
         _tuner_name,
         common_console,
         print_summary,
@@ -40,6 +41,7 @@ def run_model(args: argparse.Namespace) -> int:
         raise common.CLIError(f"--model tunes for --target llvm (whole networks do not run on "
                               f"{args.target})")
     _check_records_path(args.records)
+    args.threads = args.threads or _runtime_threads()
     g, proto = netcli.load_model(args.model)
     tasks = extract_tasks(g)
     if not tasks:
