@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tiletune.tuner.session import SessionSummary, WorkloadResult
 
 EXAMPLES = """examples:
-  tiletune tune --workload resnet18                     # all 12 layers, < 20 min on 2 cores
+  tiletune tune --workload resnet18                     # all 12 layers, <= 18 min budget
   tiletune tune --workload resnet18:2-5 --trials 200 --records tuned.jsonl
   tiletune tune --op dense --shape 256,256,256 --tuner random --json
   tiletune tune --workload resnet18:3 --resume          # continue; never re-measures
