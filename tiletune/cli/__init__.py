@@ -25,6 +25,8 @@ VERB_HELP = {
     "compile": "compile a workload with its best recorded config",
     "run": "time a workload's kernel (tuned or default), check it vs NumPy",
     "records": "show, pick the best of, or merge tuning records",
+    "report": "an HTML page of tuning records: convergence plots, default vs best, failures, "
+              "the winning schedules",
     "doctor": "check the installation, the CPU and the environment",
 }
 
