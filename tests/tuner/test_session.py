@@ -150,12 +150,12 @@ def test_without_resume_records_are_appended_and_history_ignored(fake, tmp_path)
     assert len(load_records(tmp_path / "r.jsonl")[0]) == 24
 
 
-def test_failures_are_counted_by_class_and_set_exit_code_1(fake, tmp_path):
+def test_failures_are_counted_by_class_and_are_not_fatal(fake, tmp_path):
     fake.fail = staticmethod(lambda i: i % 3 == 0)
     s = tune(tmp_path, trials=16)
     r = s.results[0]
     assert set(r.failures) == {"BuildError"} and r.n_failed == s.n_failed > 0
-    assert s.exit_code == 1
+    assert r.best_index is not None and s.exit_code == 0
     json.dumps(s.to_json())  # serialisable
 
 

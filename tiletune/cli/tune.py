@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tiletune.tuner.session import SessionSummary, WorkloadResult
 
 EXAMPLES = """examples:
-  tiletune tune --workload resnet18                     # all 12 layers, < 20 min on 2 cores
+  tiletune tune --workload resnet18                     # all 12 layers, <= 18 min budget
   tiletune tune --workload resnet18:2-5 --trials 200 --records tuned.jsonl
   tiletune tune --op dense --shape 256,256,256 --tuner random --json
   tiletune tune --workload resnet18:3 --resume          # continue; never re-measures
@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Search the schedule space of each workload, measuring "
                        "the heuristic default first.\nProgress goes to stderr (live on a "
                        "terminal, one line per batch otherwise); the summary\ntable (or "
-                       "--json) to stdout. Exit code 0: tuned; 1: some trials failed or a "
-                       "workload\nhas no working config; 2: error; 130: interrupted.",
+                       "--json) to stdout. Exit code 0: every workload has a best config (failed "
+                       "trials\nare counted in the table, not fatal); 1: a workload has no "
+                       "working config;\n2: error; 130: interrupted.",
                        epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_workload_args(p)
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     workloads = common.resolve_workloads(args)
     tuner = _tuner_name(args)
     _check_records_path(args.records)
+    if not args.resume:
+        _warn_already_tuned(args, workloads)
     option = MeasureOption(number=args.number, repeat=args.repeat,
                            min_repeat_ms=args.min_repeat_ms, timeout=args.timeout,
                            jobs=args.jobs, threads=args.threads or _runtime_threads())
@@ -168,6 +171,26 @@ def _check_records_path(path: str) -> None:
         raise common.CLIError(f"cannot write records to {path}: directory not writable")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise common.CLIError(f"cannot write records to {path}: file not writable")
+
+
+def _warn_already_tuned(args: argparse.Namespace, workloads: list) -> None:
+    """Warn when --records already holds measurements of a workload about to be re-tuned
+    from scratch (without --resume they are measured again)."""
+    from collections import Counter
+
+    from tiletune.tuner.records.store import load_records
+    from tiletune.tuner.templates.task import workload_key
+
+    if args.quiet or not os.path.isfile(args.records):
+        return
+    records, _ = load_records(args.records)
+    counts = Counter(r.get("workload") for r in records)
+    for w in workloads:
+        n = counts.get(workload_key(w.template, w.args, w.target), 0)
+        if n:
+            common.warn(args, f"{args.records} already holds {n} record{'s' * (n != 1)} of "
+                        f"{w.name}; tuning again from scratch re-measures them (add --resume "
+                        "to continue from them instead)")
 
 
 def _failures(classes: dict[str, int]) -> str:

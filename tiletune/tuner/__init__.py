@@ -3,54 +3,78 @@
 A template ``fn(cfg, *args)`` defines knobs on ``cfg``; :meth:`ConfigSpace.collect` runs it to
 build the space. A tuner proposes config indices, a ``measure`` function (the harness)
 times them, :class:`RecordWriter` appends the results to a JSON-lines file.
+
+The public names below load their submodule on first use (PEP 562), so ``import
+tiletune.tuner`` costs nothing until a name is used: the cost models pull in NumPy,
+XGBoost and scikit-learn, which a measurement worker or ``tiletune --help`` never needs.
 """
 
-from .measure.local import LocalMeasurer, MeasureOption
-from .measure.result import ERROR_CLASSES, MeasureInput, MeasureResult, TuneSummary
-from .models.cost_model import CostModel, make_cost_model, xgboost_available
-from .models.deep_gp import DeepKernelGP
-from .models.features import loop_features, make_featurizer
-from .models.lasso import LassoCostModel
-from .models.numpy_model import NumpyCostModel
-from .records.apply_best import ApplyHistoryBest, UntunedWarning, apply_history_best
-from .records.store import (
-    RecordProblem,
-    RecordWriter,
-    best_records,
-    load_records,
-    make_record,
-    measured_configs,
-    merge,
-    record_result,
-)
-from .search.active import ActiveTuner, BootstrapEnsemble, bted_select
-from .search.grid_tuner import GridSearchTuner
-from .search.random_tuner import RandomTuner
-from .search.sa import SimulatedAnnealing, sa_optimize
-from .search.transfer import TransferTuner
-from .search.tuner import Tuner
-from .search.xgb_tuner import XGBTuner
-from .space.config_space import ConfigEntity, ConfigSpace
-from .space.knobs import (
-    AnnotateEntity,
-    InstantiationError,
-    OtherOptionEntity,
-    ReorderEntity,
-    SplitEntity,
-)
-from .templates.registry import TEMPLATES, get_template, template
-from .templates.task import Task
+from __future__ import annotations
 
-__all__ = [
-    "ERROR_CLASSES", "AnnotateEntity", "ConfigEntity", "ConfigSpace", "CostModel",
-    "GridSearchTuner", "InstantiationError", "MeasureInput", "MeasureResult", "NumpyCostModel",
-    "OtherOptionEntity", "RandomTuner", "RecordProblem", "RecordWriter", "ReorderEntity",
-    "SimulatedAnnealing", "SplitEntity", "TuneSummary", "Tuner", "XGBTuner", "best_records",
-    "load_records", "make_cost_model", "make_record", "measured_configs", "merge",
-    "record_result", "sa_optimize", "xgboost_available",
-]
-__all__ += ["TEMPLATES", "ApplyHistoryBest", "LocalMeasurer", "MeasureOption", "Task",
-            "UntunedWarning", "apply_history_best", "get_template", "loop_features",
-            "make_featurizer", "template"]
-__all__ += ["ActiveTuner", "BootstrapEnsemble", "DeepKernelGP", "LassoCostModel", "TransferTuner",
-            "bted_select"]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "LocalMeasurer": ".measure.local",
+    "MeasureOption": ".measure.local",
+    "ERROR_CLASSES": ".measure.result",
+    "MeasureInput": ".measure.result",
+    "MeasureResult": ".measure.result",
+    "TuneSummary": ".measure.result",
+    "CostModel": ".models.cost_model",
+    "make_cost_model": ".models.cost_model",
+    "xgboost_available": ".models.cost_model",
+    "DeepKernelGP": ".models.deep_gp",
+    "loop_features": ".models.features",
+    "make_featurizer": ".models.features",
+    "LassoCostModel": ".models.lasso",
+    "NumpyCostModel": ".models.numpy_model",
+    "ApplyHistoryBest": ".records.apply_best",
+    "UntunedWarning": ".records.apply_best",
+    "apply_history_best": ".records.apply_best",
+    "RecordProblem": ".records.store",
+    "RecordWriter": ".records.store",
+    "best_records": ".records.store",
+    "load_records": ".records.store",
+    "make_record": ".records.store",
+    "measured_configs": ".records.store",
+    "merge": ".records.store",
+    "record_result": ".records.store",
+    "ActiveTuner": ".search.active",
+    "BootstrapEnsemble": ".search.active",
+    "bted_select": ".search.active",
+    "GridSearchTuner": ".search.grid_tuner",
+    "RandomTuner": ".search.random_tuner",
+    "SimulatedAnnealing": ".search.sa",
+    "sa_optimize": ".search.sa",
+    "TransferTuner": ".search.transfer",
+    "Tuner": ".search.tuner",
+    "XGBTuner": ".search.xgb_tuner",
+    "ConfigEntity": ".space.config_space",
+    "ConfigSpace": ".space.config_space",
+    "AnnotateEntity": ".space.knobs",
+    "InstantiationError": ".space.knobs",
+    "OtherOptionEntity": ".space.knobs",
+    "ReorderEntity": ".space.knobs",
+    "SplitEntity": ".space.knobs",
+    "TEMPLATES": ".templates.registry",
+    "get_template": ".templates.registry",
+    "template": ".templates.registry",
+    "Task": ".templates.task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

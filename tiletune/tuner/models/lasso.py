@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.linear_model import Lasso, LassoCV
 
 from .cost_model import CostModel
 
@@ -42,6 +41,8 @@ class LassoCostModel(CostModel):
         self._std: np.ndarray | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.linear_model import Lasso, LassoCV  # ~1 s to import: only when fitting
+
         X, y = self._check(X, y)
         self._mean = X.mean(0) if len(X) else np.zeros(X.shape[1])
         std = X.std(0) if len(X) else np.ones(X.shape[1])

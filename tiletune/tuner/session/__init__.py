@@ -4,22 +4,36 @@
 (what is reported), :mod:`.progress` (live reporting), :mod:`.workloads` (ops and presets).
 """
 
-from ..search.history import load_history, transfer_history
-from ..search.registry import (
-    DEFAULT_TRIALS,
-    TUNERS,
-    TunerContext,
-    TunerEntry,
-    make_tuner,
-    register_tuner,
-    xgb_plan,
-)
-from .results import SessionSummary, WorkloadResult
-from .run import CONFIRM_ROUNDS, CONFIRM_TOP, Job, RunPlan, WorkloadRun, default_index
-from .tune import DEFAULT_RECORDS, DEFAULT_TIME_BUDGET, measurer_class, tune_workloads
+from __future__ import annotations
 
-__all__ = ["CONFIRM_ROUNDS", "CONFIRM_TOP", "DEFAULT_RECORDS", "DEFAULT_TIME_BUDGET",
-           "DEFAULT_TRIALS", "TUNERS", "Job", "RunPlan", "SessionSummary", "TunerContext",
-           "TunerEntry", "WorkloadResult", "WorkloadRun", "default_index", "load_history",
-           "make_tuner", "measurer_class", "register_tuner", "transfer_history",
-           "tune_workloads", "xgb_plan"]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(["load_history", "transfer_history"], "..search.history"),
+    **dict.fromkeys(["DEFAULT_TRIALS", "TUNERS", "TunerContext", "TunerEntry", "make_tuner",
+                     "register_tuner", "xgb_plan"], "..search.registry"),
+    **dict.fromkeys(["SessionSummary", "WorkloadResult"], ".results"),
+    **dict.fromkeys(["CONFIRM_ROUNDS", "CONFIRM_TOP", "Job", "RunPlan", "WorkloadRun",
+                     "default_index"], ".run"),
+    **dict.fromkeys(["DEFAULT_RECORDS", "DEFAULT_TIME_BUDGET", "measurer_class",
+                     "tune_workloads"], ".tune"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name's module on first use (PEP 562): ``session.workloads`` alone
+    (``tiletune tune --help``) need not import the records store and the search."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)
