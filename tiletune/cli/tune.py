@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="per run of one config (default 10)")
     m.add_argument("--batch-size", type=common.positive_int, default=None,
                    help="configs proposed per batch (default max(8, 2 x jobs))")
-    common.add_timing_args(p)
+    common.add_timing_args(p, min_repeat_ms=None)
     p.add_argument("--json", action="store_true",
                    help="print the summary as JSON on stdout (the table goes to stderr)")
     p.set_defaults(func=run)

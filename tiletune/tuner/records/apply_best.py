@@ -5,11 +5,12 @@
 
 Records are loaded once (unusable lines are skipped and reported in one warning); the
 fastest successful record of each workload key wins, provided its config still fits the
-template's space. Inside the block the library's ``schedule``/``build`` functions, called
-without a config, ask ``schedules.dispatch`` for it; ``Task.instantiate()`` without a config
-does too. A workload with no record falls back to its heuristic ``default_config``; the
-misses are collected and reported by ONE warning when the block is left, naming each untuned
-workload and the command that would tune it.
+template's space (a record cut short by the cutoff is a bound, never applied). Inside the
+block the library's ``schedule``/``build`` functions, called without a config, ask
+``schedules.dispatch`` for it; ``Task.instantiate()`` without a config does too. A workload
+with no record falls back to its heuristic ``default_config``; the misses are collected and
+reported by ONE warning when the block is left, naming each untuned workload and the command
+that would tune it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from ...errors import TuningError
 from ...schedules import dispatch
 from ..templates.task import parse_workload_key
-from .store import Record, RecordProblem, load_records, record_cost
+from .store import Record, RecordProblem, load_records, record_cost, usable_cost
 
 #: Template name -> the CLI's ``--op`` name.
 CLI_OPS = {"conv2d_nchwc": "conv2d", "dense": "dense", "depthwise_conv2d": "depthwise"}
@@ -58,7 +59,7 @@ class ApplyHistoryBest:
         self.best: dict[str, Record] = {}
         by_key: dict[str, list[Record]] = {}
         for rec in recs:
-            if math.isfinite(record_cost(rec)):
+            if math.isfinite(usable_cost(rec)):  # cut records are bounds, not measurements
                 by_key.setdefault(rec["workload"], []).append(rec)
         for key, group in by_key.items():
             self._add(key, sorted(group, key=record_cost))

@@ -7,6 +7,10 @@ A line::
      "error": null, "message": "", "timestamp": 1700000000.0, "all_cost": 0.8,
      "seed": 0, "tuner": "XGBTuner", "versions": {"tiletune": "0.1.0", ...}}
 
+A measurement stopped by the cutoff after one timed repeat also has ``"cut": true``: its
+cost is only a bound (the config is at least that slow), so it never counts as a best
+(:func:`best_records`, ``apply_history_best``, ``--resume``).
+
 Files are only ever appended to, one ``write`` per batch followed by flush + fsync. A line
 cut short by an interrupted write is reported by :func:`load_records` and skipped, and the
 next append starts on a fresh line so the damage never spreads.
@@ -65,20 +69,23 @@ def versions() -> dict[str, str | None]:
 
 def make_record(inp: MeasureInput, res: MeasureResult, *, template: str = "",
                 seed: int | None = None, tuner: str = "") -> Record:
-    """The JSON-ready record of one measurement."""
-    return {
+    """The JSON-ready record of one measurement (``"cut": true`` only on a cut one)."""
+    rec = {
         "workload": inp.workload_key, "template": template, "config": dict(inp.config),
         "index": int(inp.config_index), "costs": list(res.costs), "error": res.error,
         "message": res.message, "timestamp": res.timestamp, "all_cost": res.all_cost,
         "seed": seed, "tuner": tuner, "versions": versions(),
     }
+    if res.cut:
+        rec["cut"] = True
+    return rec
 
 
 def record_result(rec: Record) -> MeasureResult:
     """The :class:`MeasureResult` stored in a record."""
     return MeasureResult(costs=tuple(rec["costs"]), error=rec["error"],
                          message=rec.get("message", ""), timestamp=rec.get("timestamp", 0.0),
-                         all_cost=rec.get("all_cost", 0.0))
+                         all_cost=rec.get("all_cost", 0.0), cut=bool(rec.get("cut", False)))
 
 
 class RecordWriter:
@@ -190,11 +197,17 @@ def record_cost(rec: Record) -> float:
     return sum(rec["costs"]) / len(rec["costs"])
 
 
+def usable_cost(rec: Record) -> float:
+    """Mean cost of a full successful measurement; ``inf`` for a failure or a cut one (its
+    cost is a bound, never a best)."""
+    return math.inf if rec.get("cut") else record_cost(rec)
+
+
 def best_records(records: Iterable[Record]) -> dict[str, Record]:
-    """The fastest successful record of each workload."""
+    """The fastest successful, uncut record of each workload."""
     best: dict[str, Record] = {}
     for rec in records:
-        cost = record_cost(rec)
+        cost = usable_cost(rec)
         if math.isfinite(cost) and (rec["workload"] not in best
                                     or cost < record_cost(best[rec["workload"]])):
             best[rec["workload"]] = rec
