@@ -116,12 +116,16 @@ def test_measure_full_turns_the_cutoff_off():
     seen = []
 
     class Stub:
-        def __call__(self, indices, *, cutoff=True):
-            seen.append(cutoff)
+        _full = False
+
+        def __call__(self, indices):
+            seen.append(self._full)
             return []
 
-    LocalMeasurer.measure_full(Stub(), [1, 2])  # type: ignore[arg-type]
-    assert seen == [False]
+    stub = Stub()
+    LocalMeasurer.measure_full(stub, [1, 2])  # type: ignore[arg-type]
+    stub([3])
+    assert seen == [True, False]
 
 
 def test_min_repeat_ms_none_is_the_hosts():

@@ -162,6 +162,7 @@ class LocalMeasurer:
         self._closed = False
         self.n_respawns = 0
         self.n_pauses = 0  # builds stopped while another worker timed
+        self._full = False  # inside measure_full: the cutoff is off
         #: Fastest mean cost of a full measurement so far (the reference of ``cutoff``).
         self.best_cost = 0.0
         #: Candidates reported with their first timed repeat only (``cutoff``).
@@ -224,12 +225,18 @@ class LocalMeasurer:
     # -- measuring --------------------------------------------------------------------------
     def measure_full(self, indices: Sequence[int]) -> list[MeasureResult]:
         """Measure every repeat of each index, whatever the cutoff (the default config and
-        the confirmation rounds: they must be full measurements)."""
-        return self(indices, cutoff=False)
+        the confirmation rounds: they must be full measurements). Goes through
+        ``self(indices)``, so a subclass wrapping ``__call__`` wraps this too."""
+        self._full = True
+        try:
+            return self(indices)
+        finally:
+            self._full = False
 
-    def __call__(self, indices: Sequence[int], *, cutoff: bool = True) -> list[MeasureResult]:
+    def __call__(self, indices: Sequence[int]) -> list[MeasureResult]:
         """Measure each index; results in the same order. Never raises for a bad config.
-        ``cutoff=False``: no candidate is cut (see :class:`MeasureOption`)."""
+        Inside :meth:`measure_full` no candidate is cut (see :class:`MeasureOption`)."""
+        cutoff = not self._full
         if self._closed:
             raise TuningError("this LocalMeasurer is closed")
         todo = deque(int(i) for i in indices)
