@@ -269,6 +269,10 @@ def test_confirmation_explains_a_different_best():
     assert rounds == [(k, [0, 2, 1, 3]) for k in range(1, CONFIRM_ROUNDS + 1)]
     note = c.explanation(flop=0.0)
     assert "config 1" in note and "config 2" in note and "re-measured" in note
+    truth[1] = 9.9 * US  # within CONFIRM_MARGIN of the default's 10 us: a tie, default kept
+    tie = confirm_rounds(M(), Tuned({1: 9 * US, 3: 30 * US}), 0, lambda *a: None)
+    assert tie is not None and tie.best_index == 0 and "default" in tie.explanation(0.0)
+    truth[1] = 9 * US
     same = confirm_rounds(M(), Tuned({1: 9 * US, 3: 30 * US}), 0, lambda *a: None)
     assert same is not None and same.explanation(0.0) == ""
     assert math.isfinite(same.best_cost)

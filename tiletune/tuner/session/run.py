@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 CONFIRM_TOP = 3  # search candidates re-measured with the default at the end of a workload
 CONFIRM_ROUNDS = 3  # back-to-back rounds; each config keeps its fastest time
+#: A config replaces the default only when its confirmed time is this much faster: within
+#: it the two are a tie on a shared machine, and the default (no tuning needed) is kept.
+CONFIRM_MARGIN = 0.02
 
 
 @dataclass
@@ -269,7 +272,10 @@ class Confirmation:
 
     @property
     def best_index(self) -> int:
-        return min(self.fastest, key=lambda i: (self.fastest[i], i != self.default))
+        fastest = min(self.fastest, key=lambda i: (self.fastest[i], i != self.default))
+        if self.fastest[fastest] * (1 + CONFIRM_MARGIN) > self.fastest[self.default]:
+            return self.default  # a tie within the margin: keep the default
+        return fastest
 
     @property
     def best_cost(self) -> float:
@@ -297,7 +303,8 @@ class Confirmation:
                     "(noise in that one measurement)")
         if bi == self.default:
             return (f"{head}: the default config; the search's best, config {sb}, measured "
-                    f"{rate(self.search_cost)} once but {rate(again)} when re-measured")
+                    f"{rate(self.search_cost)} once but {rate(again)} when re-measured "
+                    f"(a config must beat the default by {CONFIRM_MARGIN:.0%} to replace it)")
         return (f"{head}; the search's best, config {sb}, measured {rate(self.search_cost)} "
                 f"once but {rate(again)} when re-measured")
 
