@@ -276,3 +276,15 @@ def test_confirmation_explains_a_different_best():
     same = confirm_rounds(M(), Tuned({1: 9 * US, 3: 30 * US}), 0, lambda *a: None)
     assert same is not None and same.explanation(0.0) == ""
     assert math.isfinite(same.best_cost)
+
+
+def test_cost_models_learn_cut_results_as_censored():
+    space = Task("dense", (8, 8, 8)).space
+    t = RandomTuner(space, seed=0)
+    full = [MeasureResult.success([c]) for c in (1.0, 2.0, 4.0, 8.0)]
+    t.update([0, 1, 2, 3, 4, 5], [*full, cut(3.0), cut(16.0)], flops=8.0)
+    y = t.training_targets()
+    assert list(y[:4]) == [8.0, 4.0, 2.0, 1.0]  # measured: as measured
+    # cut at 3 s (<= 8/3 flop/s): the median of the measured configs at least that slow
+    assert y[4] == pytest.approx(1.5)
+    assert y[5] == pytest.approx(0.5)  # nothing measured that slow: its bound is kept

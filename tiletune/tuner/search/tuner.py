@@ -37,7 +37,8 @@ class Tuner(abc.ABC):
     (measured indices and their throughput, 0 for failures, in measurement order),
     ``results`` (the matching :class:`MeasureResult` list). A result cut short by the
     harness's cutoff (``MeasureResult.cut``) is never the best; its ``ys`` entry is its
-    throughput bound (the config is at least that slow), see :meth:`censored`.
+    throughput bound (the config is at least that slow); the cost models learn from
+    :meth:`training_targets`, which treats it as censored.
     """
 
     def __init__(self, space: ConfigSpace, featurize: Featurize | None = None,
@@ -80,6 +81,23 @@ class Tuner(abc.ABC):
         """Boolean mask over ``ys``: True where the throughput is only an upper bound (a
         cut measurement) rather than a measured value."""
         return np.fromiter((r.cut for r in self.results), dtype=bool, count=len(self.results))
+
+    def training_targets(self) -> np.ndarray:
+        """``ys`` as the cost models should learn them: a cut result's throughput is only an
+        upper bound (the config is at least that slow), so it is replaced by the median
+        throughput of the fully measured configs below that bound (what a config known to
+        be that slow typically achieves), or kept when none is."""
+        y = np.asarray(self.ys, dtype=np.float64)
+        cut = self.censored()
+        if not cut.any():
+            return y
+        full = y[~cut & (y > 0)]
+        out = y.copy()
+        for k in np.flatnonzero(cut):
+            below = full[full <= y[k]]
+            if len(below):
+                out[k] = float(np.median(below))
+        return out
 
     def has_next(self) -> bool:
         """False once every valid config has been measured."""
