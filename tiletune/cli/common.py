@@ -87,14 +87,18 @@ def one_workload(args: argparse.Namespace, verb: str) -> Workload:
     return wls[0]
 
 
-def add_timing_args(p: argparse.ArgumentParser, number: int = 4, repeat: int = 3) -> None:
+def add_timing_args(p: argparse.ArgumentParser, number: int = 4, repeat: int = 3,
+                    min_repeat_ms: float | None = 0.0) -> None:
+    """Timing flags; ``min_repeat_ms=None``: the default is the host's minimum repeat."""
     g = p.add_argument_group("timing")
     g.add_argument("--number", type=positive_int, default=number,
                    help=f"calls per timed repeat (default {number})")
     g.add_argument("--repeat", type=positive_int, default=repeat,
                    help=f"timed repeats per config (default {repeat})")
-    g.add_argument("--min-repeat-ms", type=nonneg_float, default=0.0,
-                   help="grow --number until one repeat lasts this long (default 0)")
+    g.add_argument("--min-repeat-ms", type=nonneg_float, default=min_repeat_ms,
+                   help="grow --number until one repeat lasts this long (default "
+                   + (f"{min_repeat_ms:g})" if min_repeat_ms is not None else
+                      "this host's minimum from its clock step and call overhead, ~1 ms)"))
     g.add_argument("--threads", type=positive_int, default=None,
                    help="threads per kernel while timing (default: what compiled kernels "
                         "use, TILETUNE_NUM_THREADS or the core count; recorded)")

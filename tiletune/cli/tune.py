@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--cluster", metavar="ADDRESS", default=None,
                    help="measure on the Dask cluster of this scheduler (tcp://HOST:8786; "
                         "default $TILETUNE_CLUSTER); workers started with `dask worker`")
-    common.add_timing_args(p)
+    common.add_timing_args(p, min_repeat_ms=None)
     p.add_argument("--json", action="store_true",
                    help="print the summary as JSON on stdout (the table goes to stderr)")
     p.set_defaults(func=run)

@@ -56,18 +56,26 @@ class MeasureOption:
     """How candidates are built and timed (AutoTVM's LocalBuilder + LocalRunner options).
 
     ``number`` calls per repeat, ``repeat`` timed repeats (``number`` grows until a repeat
-    lasts ``min_repeat_ms``); ``timeout`` limits running (seconds, from when the worker gets
-    the timing token), ``build_timeout`` building; ``jobs`` worker processes; ``threads``
-    kernel threads (default: what compiled kernels use, ``TILETUNE_NUM_THREADS`` or the
-    core count, so the records describe the kernels that will run); ``flush_cache``
-    evicts the caches before each repeat;
-    ``check_correctness`` compares outputs with the reference (relative tolerance ``rtol``).
+    lasts ``min_repeat_ms``; None: the host's minimum from its clock step and call overhead,
+    :func:`~tiletune.tuner.measure.host_timing.host_min_repeat_ms`, 1 ms on the Zen 3 host
+    of this session: without it a microsecond kernel's 4-call repeat lasts a few
+    microseconds and one interrupt can double it); ``timeout`` limits running (seconds, from
+    when the worker gets the timing token), ``build_timeout`` building; ``jobs`` worker
+    processes; ``threads`` kernel threads (default: what compiled kernels use,
+    ``TILETUNE_NUM_THREADS`` or the core count, so the records describe the kernels that will
+    run); ``flush_cache`` evicts the caches before each repeat; ``check_correctness``
+    compares outputs with the reference (relative tolerance ``rtol``).
     ``max_repeat_ms``: when one call already lasts long enough, ``number`` is lowered (to
     no less than 1) so a repeat lasts about this long (None: always ``number`` calls); slow
     candidates then cost 1 + 1 + ``repeat`` calls instead of 2 + ``number * repeat``.
-    ``cutoff``: a candidate whose first (untimed, correctness) call is more than ``cutoff``
-    times slower than the best cost measured so far is not timed further; its cost is that
-    one call (None: time everything).
+    ``cutoff``: a candidate whose first timed repeat (warm, ``min_repeat_ms`` long) is more
+    than ``cutoff`` times slower than the best mean of a full measurement so far is not
+    timed further: it is reported with that one repeat and ``MeasureResult.cut`` set, never
+    becomes a best, and is marked ``"cut": true`` in the records (None: time everything).
+    The cold first call (correctness check) never decides a cut: at microsecond scale it is
+    dominated by the Python call and cold caches (a 17 us kernel's first call took ~100 us).
+    The cutoff never applies to :meth:`LocalMeasurer.measure_full` (the default config and
+    the confirmation rounds).
     ``pause_builds``: while one worker times its candidate, the other workers' builds are
     paused (SIGSTOP, then SIGCONT; their build timeouts are extended accordingly). An LLVM
     compile on the second core of a 2-core machine made 1-thread timings 2-4x slower and
@@ -85,7 +93,7 @@ class MeasureOption:
 
     number: int = 4
     repeat: int = 3
-    min_repeat_ms: float = 0
+    min_repeat_ms: float | None = None
     timeout: float = 10.0
     build_timeout: float = 30.0
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -104,6 +112,17 @@ class MeasureOption:
             raise TuningError(f"number, repeat, jobs and threads must be >= 1: {self}")
         if self.timeout <= 0 or self.build_timeout <= 0:
             raise TuningError(f"timeouts must be > 0: {self}")
+        if self.min_repeat_ms is not None and self.min_repeat_ms < 0:
+            raise TuningError(f"min_repeat_ms must be >= 0 (or None: the host's), got "
+                              f"{self.min_repeat_ms}")
+
+    def resolved_min_repeat_ms(self) -> float:
+        """``min_repeat_ms``, or the host's minimum when it is None."""
+        if self.min_repeat_ms is not None:
+            return float(self.min_repeat_ms)
+        from .host_timing import host_min_repeat_ms
+
+        return host_min_repeat_ms()
 
 
 def _runtime_threads() -> int:
@@ -144,6 +163,7 @@ class LocalMeasurer:
         self._lock_held = False
         self._ctx = mp.get_context("spawn")
         self._opts = asdict(self.option)
+        self._opts["min_repeat_ms"] = self.min_repeat_ms = self.option.resolved_min_repeat_ms()
         self._task_json = task.to_json()
         self.inputs = task.make_inputs(seed)
         self.expected: list[np.ndarray] | None = None
@@ -162,9 +182,10 @@ class LocalMeasurer:
         self.run_dir = tempfile.mkdtemp(prefix="tiletune-run-")
         self.n_respawns = 0
         self.n_pauses = 0  # builds stopped while another worker timed
-        #: Fastest mean cost measured so far (the reference of ``cutoff``).
+        self._full = False  # inside measure_full: the cutoff is off
+        #: Fastest mean cost of a full measurement so far (the reference of ``cutoff``).
         self.best_cost = 0.0
-        #: Candidates reported with their first call's time only (``cutoff``).
+        #: Candidates reported with their first timed repeat only (``cutoff``).
         self.n_cut = 0
         #: Per successful candidate, seconds inside the worker: (instantiate, build, run,
         #: instantiate + build CPU time).
@@ -235,8 +256,20 @@ class LocalMeasurer:
         self.n_respawns += 1
 
     # -- measuring --------------------------------------------------------------------------
+    def measure_full(self, indices: Sequence[int]) -> list[MeasureResult]:
+        """Measure every repeat of each index, whatever the cutoff (the default config and
+        the confirmation rounds: they must be full measurements). Goes through
+        ``self(indices)``, so a subclass wrapping ``__call__`` wraps this too."""
+        self._full = True
+        try:
+            return self(indices)
+        finally:
+            self._full = False
+
     def __call__(self, indices: Sequence[int]) -> list[MeasureResult]:
-        """Measure each index; results in the same order. Never raises for a bad config."""
+        """Measure each index; results in the same order. Never raises for a bad config.
+        Inside :meth:`measure_full` no candidate is cut (see :class:`MeasureOption`)."""
+        cutoff = not self._full
         if self._closed:
             raise TuningError("this LocalMeasurer is closed")
         todo = deque(int(i) for i in indices)
@@ -261,7 +294,8 @@ class LocalMeasurer:
                     self._isolate(holder)  # other builds stop before the timing starts
                     holder.deadline = time.monotonic() + self.option.timeout
                     with contextlib.suppress(OSError):  # dead: _poll reports the crash
-                        holder.conn.send(("go", holder.index, self.best_cost))
+                        holder.conn.send(("go", holder.index,
+                                          self.best_cost if cutoff else 0.0))
                 self._isolate(holder)  # also builds handed out above; resumes when done
                 timeout = min((w.deadline for w in self._workers if w.paused_at is None),
                               default=1.0) - time.monotonic()
@@ -375,9 +409,9 @@ class LocalMeasurer:
         if p.get("error") is None:
             self.timings.append((p["instantiate_time"], p["build_time"], p["run_time"],
                                  p["build_cpu"]))
-            self.n_cut += bool(p.get("cut"))
-            res = MeasureResult.success(p["costs"], all_cost=cost)
-            if not p.get("cut") and (self.best_cost == 0 or res.mean < self.best_cost):
+            res = MeasureResult.success(p["costs"], all_cost=cost, cut=bool(p.get("cut")))
+            self.n_cut += res.cut
+            if res.usable and (self.best_cost == 0 or res.mean < self.best_cost):
                 self.best_cost = res.mean
             return res
         return MeasureResult.failure(p["error"], p.get("message", ""), all_cost=cost,

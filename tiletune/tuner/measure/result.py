@@ -39,6 +39,11 @@ class MeasureResult:
     ``costs`` are seconds per run (one per repeat); ``error`` is None on success or one of
     :data:`ERROR_CLASSES`; ``message`` is a one-line reason; ``all_cost`` is the wall time the
     whole build + run took; ``traceback`` is the failure's traceback (may be empty).
+    ``cut``: the measurement stopped after its first timed repeat because that repeat was
+    more than ``MeasureOption.cutoff`` times slower than the best mean so far. ``costs``
+    then hold that one warm repeat: the config is at least that slow (an upper bound on its
+    throughput, a lower bound on what a full measurement could show), so a cut result
+    is never a best (:attr:`usable`) and the cost models see it as a censored sample.
     """
 
     costs: tuple[float, ...] = ()
@@ -47,6 +52,7 @@ class MeasureResult:
     timestamp: float = field(default_factory=time.time)
     all_cost: float = 0.0
     traceback: str = field(default="", compare=False)
+    cut: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "costs", tuple(float(c) for c in self.costs))
@@ -76,6 +82,11 @@ class MeasureResult:
         return self.error is None
 
     @property
+    def usable(self) -> bool:
+        """True for a full, successful measurement: one that may be chosen as the best."""
+        return self.error is None and not self.cut
+
+    @property
     def mean(self) -> float:
         """Mean cost in seconds; ``inf`` for a failure."""
         return sum(self.costs) / len(self.costs) if self.ok else math.inf
@@ -89,7 +100,7 @@ class MeasureResult:
     def describe(self) -> str:
         """``"BuildError: message"`` or ``"ok 1.23e-04 s"``."""
         if self.ok:
-            return f"ok {self.mean:.3e} s"
+            return f"ok {self.mean:.3e} s" + (" (cut: one repeat)" if self.cut else "")
         return f"{self.error}: {self.message}" if self.message else str(self.error)
 
 

@@ -97,6 +97,34 @@ def die_with_parent(parent_pid: int | None) -> None:
     threading.Thread(target=watch, name="tiletune-parent-watch", daemon=True).start()
 
 
+def time_candidate(mod: Any, arrays: Any, options: dict[str, Any], first_call: float,
+                   best: float) -> tuple[list[float], bool]:
+    """Time a built, checked candidate: (seconds per call of each repeat, cut?).
+
+    ``first_call`` is the cold, Python-timed correctness call: it only decides how many
+    calls make a repeat (``max_repeat_ms``), never whether to cut. The first timed repeat
+    (warm: after the time evaluator's warm-up call; ``number`` grown until it lasts
+    ``min_repeat_ms``; timed in generated code, no Python call overhead) is the probe: when
+    ``cutoff`` is set and ``best`` > 0 (the fastest mean of a full measurement so far; 0 for
+    the default config and the confirmation rounds) and the probe is more than ``cutoff``
+    times slower, timing stops there and the candidate is reported cut. Otherwise the
+    remaining ``repeat - 1`` repeats run with the probe's (grown) ``number``, so every
+    repeat of a full measurement has the same length. Warm repeat against warm mean: like
+    is compared with like."""
+    number = effective_number(int(options["number"]), first_call, options["max_repeat_ms"])
+    min_ms, flush = float(options["min_repeat_ms"] or 0.0), bool(options["flush_cache"])
+    repeat = int(options["repeat"])
+    probe = mod.time_evaluator(number, 1, min_ms, flush)(*arrays)
+    costs = list(probe.results)
+    cutoff = options["cutoff"]
+    if cutoff and best > 0 and costs[0] > cutoff * best:
+        return costs, True
+    if repeat > 1:
+        rest = mod.time_evaluator(probe.number, repeat - 1, min_ms, flush)(*arrays)
+        costs += list(rest.results)
+    return costs, False
+
+
 def main(conn: Connection, task_json: dict[str, Any], options: dict[str, Any],
          inputs: list[Any], expected: list[Any] | None, crash_log: str | None = None,
          parent_pid: int | None = None) -> None:
@@ -191,18 +219,10 @@ def _run(conn: Connection | None, task: Any, index: int, mod: Any, cfg: Any, ten
             wrong = check([arrays[k] for k in out_pos])
             if wrong is not None:
                 return _failure("WrongAnswer", message=wrong)
-        cutoff, best = options["cutoff"], float(msg[2]) if msg is not None else 0.0
-        if cutoff and best > 0 and first > cutoff * best:
-            return {"error": None, "costs": [first], "instantiate_time": times[0],
-                    "build_time": times[1], "build_cpu": times[2],
-                    "run_time": time.perf_counter() - t3,
-                    "cut": True}
-        number = effective_number(int(options["number"]), first, options["max_repeat_ms"])
-        timer = mod.time_evaluator(number, int(options["repeat"]),
-                                   float(options["min_repeat_ms"]), bool(options["flush_cache"]))
-        res = timer(*arrays)
+        best = float(msg[2]) if msg is not None else 0.0
+        costs, cut = time_candidate(mod, arrays, options, first, best)
     except Exception as e:  # noqa: BLE001
         return _failure("RuntimeError", e)
     t4 = time.perf_counter()
-    return {"error": None, "costs": list(res.results), "instantiate_time": times[0],
-            "build_time": times[1], "build_cpu": times[2], "run_time": t4 - t3}
+    return {"error": None, "costs": costs, "instantiate_time": times[0],
+            "build_time": times[1], "build_cpu": times[2], "run_time": t4 - t3, "cut": cut}

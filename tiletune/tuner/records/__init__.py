@@ -12,8 +12,9 @@ from .store import (
     merge,
     record_cost,
     record_result,
+    usable_cost,
 )
 
 __all__ = ["ApplyHistoryBest", "Record", "RecordProblem", "RecordWriter", "UntunedWarning",
            "apply_history_best", "best_records", "load_records", "make_record",
-           "measured_configs", "merge", "record_cost", "record_result"]
+           "measured_configs", "merge", "record_cost", "record_result", "usable_cost"]

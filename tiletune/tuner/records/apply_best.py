@@ -5,11 +5,12 @@
 
 Records are loaded once (unusable lines are skipped and reported in one warning); the
 fastest successful record of each workload key wins, provided its config still fits the
-template's space. Inside the block the library's ``schedule``/``build`` functions, called
-without a config, ask ``schedules.dispatch`` for it; ``Task.instantiate()`` without a config
-does too. A workload with no record falls back to its heuristic ``default_config``; the
-misses are collected and reported by ONE warning when the block is left, naming each untuned
-workload and the command that would tune it.
+template's space (a record cut short by the cutoff is a bound, never applied). Inside the
+block the library's ``schedule``/``build`` functions, called without a config, ask
+``schedules.dispatch`` for it; ``Task.instantiate()`` without a config does too. A workload
+with no record falls back to its heuristic ``default_config``; the misses are collected and
+reported by ONE warning when the block is left, naming each untuned workload and the command
+that would tune it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .store import (
     record_cost,
     record_problem,
     same_machine,
+    usable_cost,
 )
 
 #: Template name -> the CLI's ``--op`` name.
@@ -69,7 +71,7 @@ class ApplyHistoryBest:
         for rec in recs:
             if record_problem(rec) is not None:  # records passed in as dicts
                 continue
-            if not math.isfinite(record_cost(rec)):
+            if not math.isfinite(usable_cost(rec)):  # cut records are bounds, not measurements
                 continue
             if "@vta" not in rec["workload"] and not same_machine(rec):
                 self.foreign.append(rec)

@@ -14,6 +14,10 @@ where it was measured: host name, LLVM CPU name and a short hash of the CPU feat
 ``threads`` is the kernel's thread count. A best is only taken from records of the same
 CPU and thread count as the target (:func:`same_machine`); others are reported, not used.
 
+A measurement stopped by the cutoff after one timed repeat also has ``"cut": true``: its
+cost is only a bound (the config is at least that slow), so it never counts as a best
+(:func:`best_records`, ``apply_history_best``, ``--resume``).
+
 Files are only ever appended to, one ``write`` per batch followed by flush + fsync, under an
 exclusive ``fcntl.flock`` (:func:`locked`), so several processes can share one file. A line
 cut short by an interrupted write is reported by :func:`load_records` and skipped, and the
@@ -104,8 +108,8 @@ def make_record(inp: MeasureInput, res: MeasureResult, *, template: str = "",
                 seed: int | None = None, tuner: str = "", threads: int | None = None,
                 host: dict[str, str] | None = None) -> Record:
     """The JSON-ready record of one measurement (``host``: where it was measured, default
-    this machine)."""
-    return {
+    this machine; ``"cut": true`` only on a cut one)."""
+    rec = {
         "workload": inp.workload_key, "template": template, "config": dict(inp.config),
         "index": int(inp.config_index), "costs": list(res.costs), "error": res.error,
         "message": res.message, "timestamp": res.timestamp, "all_cost": res.all_cost,
@@ -113,6 +117,9 @@ def make_record(inp: MeasureInput, res: MeasureResult, *, template: str = "",
         "threads": int(threads) if threads is not None else default_threads(),
         "host": dict(host or host_info()),
     }
+    if res.cut:
+        rec["cut"] = True
+    return rec
 
 
 def same_machine(rec: Record, cpu: str | None = None, threads: int | None = None) -> bool:
@@ -145,7 +152,7 @@ def record_result(rec: Record) -> MeasureResult:
     """The :class:`MeasureResult` stored in a (validated) record."""
     return MeasureResult(costs=tuple(rec["costs"]), error=rec.get("error"),
                          message=rec.get("message", ""), timestamp=rec.get("timestamp", 0.0),
-                         all_cost=rec.get("all_cost", 0.0))
+                         all_cost=rec.get("all_cost", 0.0), cut=bool(rec.get("cut", False)))
 
 
 class RecordWriter:
@@ -296,14 +303,20 @@ def record_cost(rec: Record) -> float:
     return sum(rec["costs"]) / len(rec["costs"])
 
 
+def usable_cost(rec: Record) -> float:
+    """Mean cost of a full successful measurement; ``inf`` for a failure or a cut one (its
+    cost is a bound, never a best)."""
+    return math.inf if rec.get("cut") else record_cost(rec)
+
+
 def best_records(records: Iterable[Record], *, fits: Callable[[Record], bool] | None = None,
                  machine: Callable[[Record], bool] | None = None,
                  others: list[Record] | None = None) -> dict[str, Record]:
-    """The fastest successful record of each workload. ``fits``: skip records whose config
-    is not in the current space; ``machine``: only records it accepts (e.g.
+    """The fastest successful, uncut record of each workload. ``fits``: skip records whose
+    config is not in the current space; ``machine``: only records it accepts (e.g.
     :func:`same_machine`), the rejected ones are appended to ``others``."""
     best: dict[str, Record] = {}
-    ranked = sorted((r for r in records if math.isfinite(record_cost(r))), key=record_cost)
+    ranked = sorted((r for r in records if math.isfinite(usable_cost(r))), key=record_cost)
     for rec in ranked:
         if machine is not None and not machine(rec):
             if others is not None:

@@ -35,7 +35,10 @@ class Tuner(abc.ABC):
 
     State kept for subclasses: ``visited`` (set of measured indices), ``xs`` / ``ys``
     (measured indices and their throughput, 0 for failures, in measurement order),
-    ``results`` (the matching :class:`MeasureResult` list).
+    ``results`` (the matching :class:`MeasureResult` list). A result cut short by the
+    harness's cutoff (``MeasureResult.cut``) is never the best; its ``ys`` entry is its
+    throughput bound (the config is at least that slow); the cost models learn from
+    :meth:`training_targets`, which treats it as censored.
     """
 
     def __init__(self, space: ConfigSpace, featurize: Featurize | None = None,
@@ -70,9 +73,31 @@ class Tuner(abc.ABC):
             self.xs.append(index)
             self.ys.append(res.throughput(flops))
             self.results.append(res)
-            if res.ok and res.mean < self.best_cost:
+            if res.usable and res.mean < self.best_cost:
                 self.best_index, self.best_cost = index, res.mean
                 self.best_flops = flops / res.mean if flops > 0 else 0.0
+
+    def censored(self) -> np.ndarray:
+        """Boolean mask over ``ys``: True where the throughput is only an upper bound (a
+        cut measurement) rather than a measured value."""
+        return np.fromiter((r.cut for r in self.results), dtype=bool, count=len(self.results))
+
+    def training_targets(self) -> np.ndarray:
+        """``ys`` as the cost models should learn them: a cut result's throughput is only an
+        upper bound (the config is at least that slow), so it is replaced by the median
+        throughput of the fully measured configs below that bound (what a config known to
+        be that slow typically achieves), or kept when none is."""
+        y = np.asarray(self.ys, dtype=np.float64)
+        cut = self.censored()
+        if not cut.any():
+            return y
+        full = y[~cut & (y > 0)]
+        out = y.copy()
+        for k in np.flatnonzero(cut):
+            below = full[full <= y[k]]
+            if len(below):
+                out[k] = float(np.median(below))
+        return out
 
     def has_next(self) -> bool:
         """False once every valid config has been measured."""
@@ -131,7 +156,7 @@ class Tuner(abc.ABC):
                 n_done += 1
                 failures_in_row = 0 if res.ok else failures_in_row + 1
                 n_failed += not res.ok
-                if res.ok and res.mean < best_cost:
+                if res.usable and res.mean < best_cost:
                     best_at, best_cost = n_done, res.mean
             for cb in callbacks:
                 cb(self, batch, results)

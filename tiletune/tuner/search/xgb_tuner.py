@@ -94,8 +94,9 @@ class XGBTuner(Tuner):
             self.plan = self.make_plan()
 
     def fit_model(self) -> None:
-        """Refit the cost model on every observation."""
-        self.model.fit(np.vstack(self._train_X), np.asarray(self.ys))
+        """Refit the cost model on every observation (cut ones as censored samples, see
+        :meth:`Tuner.training_targets`)."""
+        self.model.fit(np.vstack(self._train_X), self.training_targets())
         self.n_fits += 1
 
     def score(self, indices: Sequence[int]) -> np.ndarray:

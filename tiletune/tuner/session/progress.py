@@ -1,11 +1,12 @@
 """Progress reporting for tuning sessions: a live rich display, plain log lines, or nothing.
 
 A :class:`Reporter` receives events from :func:`tiletune.tuner.session.tune_workloads`:
-``job_start`` / ``batch`` / ``failure`` / ``job_end`` / ``message``. :func:`make_reporter`
-picks the live display when the stream is a terminal and one plain line per batch otherwise
-(no carriage returns, so CI logs stay readable)::
+``job_start`` / ``batch`` / ``failure`` / ``confirm`` / ``job_end`` / ``message``.
+:func:`make_reporter` picks the live display when the stream is a terminal and one plain
+line per batch otherwise (no carriage returns, so CI logs stay readable)::
 
     [2/12 resnet18:2] 24/64 trials | best 120.4 GFLOP/s | current 98.2 | failures 0 | 12.3 s
+    [2/12 resnet18:2] confirming: round 1/3, default + top 3 configs (full measurements)
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class JobProgress:
     best_gflops: float = 0.0
     current_gflops: float = 0.0
     failures: int = 0
-    status: str = "pending"  # pending, running, done, interrupted, skipped
+    status: str = "pending"  # pending, running, confirming, done, interrupted, skipped
+    confirm_round: int = 0  # the confirmation round under way (0: none yet)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -64,6 +66,10 @@ class Reporter:
     def failure(self, p: JobProgress, index: int, config: dict, result: MeasureResult
                 ) -> None: ...
 
+    def confirm(self, p: JobProgress, round: int, rounds: int, configs: list[int]) -> None:
+        """The confirmation round ``round`` of ``rounds`` starts, measuring ``configs`` (the
+        default first)."""
+
     def job_end(self, p: JobProgress, reason: str) -> None: ...
 
     def message(self, text: str) -> None: ...
@@ -83,6 +89,11 @@ def _failure_text(p: JobProgress, index: int, config: dict, result: MeasureResul
     if tb:
         text += "\n  " + str(tb).rstrip().replace("\n", "\n  ")
     return text
+
+
+def _confirm_what(configs: list[int]) -> str:
+    top = len(configs) - 1
+    return f"default + top {top} config{'s' if top != 1 else ''} (full measurements)"
 
 
 class LogReporter(Reporter):
@@ -113,6 +124,10 @@ class LogReporter(Reporter):
                 ) -> None:
         if self.verbose:
             self._print(_failure_text(p, index, config, result))
+
+    def confirm(self, p: JobProgress, round: int, rounds: int, configs: list[int]) -> None:
+        self._print(f"{p.label} confirming: round {round}/{rounds}, {_confirm_what(configs)}"
+                    f" | {p.elapsed:.1f} s")
 
     def job_end(self, p: JobProgress, reason: str) -> None:
         self._print(f"{p.label} {p.status}: {p.done} trials, best "
@@ -173,6 +188,11 @@ class RichReporter(Reporter):
             from rich.markup import escape
 
             self.progress.console.print(f"[red]{escape(_failure_text(p, index, config, result))}")
+
+    def confirm(self, p: JobProgress, round: int, rounds: int, configs: list[int]) -> None:
+        tid = self.ids.get(p.position)
+        if tid is not None:
+            self.progress.update(tid, status=f"confirming {round}/{rounds}")
 
     def job_end(self, p: JobProgress, reason: str) -> None:
         tid = self.ids.get(p.position)

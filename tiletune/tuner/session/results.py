@@ -33,6 +33,9 @@ class WorkloadResult:
     status: str = "pending"  # done, interrupted, skipped
     elapsed: float = 0.0
     confirmed: bool = False  # default and best: fastest of the confirmation rounds
+    search_best_index: int | None = None  # with confirmed: the search's own best ...
+    search_best_cost: float = math.inf  # ... as the search measured it
+    confirm_note: str = ""  # why the confirmed best differs from the search's ('' if not)
 
     @property
     def new_trials(self) -> int:
@@ -55,7 +58,7 @@ class WorkloadResult:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("best_cost", "default_cost"):
+        for k in ("best_cost", "default_cost", "search_best_cost"):
             d[k] = d[k] if math.isfinite(d[k]) else None
         return d | {"new_trials": self.new_trials, "speedup": self.speedup,
                     "best_ms": self.best_ms}

@@ -5,13 +5,16 @@
 
 ``default`` measures the heuristic default config (the speed-up baseline; resumed when the
 records have it); ``search`` runs the tuner, appending every batch to the records;
-``confirm`` re-measures the default and the search's top configs in interleaved rounds;
+``confirm`` re-measures the default and the search's top configs in interleaved rounds (full
+measurements: the harness's cutoff applies to the search only), with progress, and says
+why when its best differs from the search's;
 ``finish`` fills in the :class:`WorkloadResult` from what the steps left, also after
 Ctrl-C (a partial result) or an error.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import Counter
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
 
 CONFIRM_TOP = 3  # search candidates re-measured with the default at the end of a workload
 CONFIRM_ROUNDS = 3  # back-to-back rounds; each config keeps its fastest time
+#: A config replaces the default only when its confirmed time is this much faster: within
+#: it the two are a tie on a shared machine, and the default (no tuning needed) is kept.
+CONFIRM_MARGIN = 0.02
 
 
 @dataclass
@@ -92,7 +98,7 @@ class WorkloadRun:
         self.resume_from: dict[int, MeasureResult] = {}
         self.default: int | None = None
         self.tuner: Tuner | None = None
-        self.confirmed: tuple[float, float, int] | None = None
+        self.confirmed: Confirmation | None = None
         self._writer: RecordWriter | None = None
         self._shared: SharedRecords | None = None
         self._measurer: Any = None
@@ -108,9 +114,8 @@ class WorkloadRun:
         try:
             with self.measurer_cls(self.task, self.plan.option, seed=self.plan.seed) as m:
                 self._measurer = m
-                shared = self.shared_measure(m)
-                self.measure_default(shared)
-                self.search(shared, recorded=True)
+                self.measure_default(self.shared_measure(m, full=True))
+                self.search(self.shared_measure(m), recorded=True)
                 self.confirm(m)
         except KeyboardInterrupt as e:
             self.result.status, self.result.stop_reason = "interrupted", interrupt_reason(e)
@@ -145,24 +150,27 @@ class WorkloadRun:
         self.progress.status = "running"
         plan.reporter.job_start(self.progress)
 
-    def shared_measure(self, measurer: Callable) -> Callable[[list[int]], list[MeasureResult]]:
+    def shared_measure(self, measurer: Callable, full: bool = False
+                       ) -> Callable[[list[int]], list[MeasureResult]]:
         """``measurer`` behind the records file's claims (:class:`SharedRecords`): configs
         another ``tune`` process on the same file measured or is measuring are not measured
-        again; what is measured here is recorded here (and only that)."""
+        again; what is measured here is recorded here (and only that). ``full``: no
+        cutoff (:func:`measure_full`, for the default config)."""
         shared = self._shared
         assert shared is not None, "start() opens the records"
+        run = functools.partial(measure_full, measurer) if full else measurer
 
         def measure(indices: list[int]) -> list[MeasureResult]:
             todo, out, busy = shared.claim([int(i) for i in indices])
             if todo:
-                res = list(measurer(todo))
+                res = list(run(todo))
                 self._record(todo, res, self._who)
                 out.update(zip(todo, res))
             if busy:
                 out.update(shared.wait_for(busy))
                 rest = [i for i in busy if i not in out]  # their claimer died: measure here
                 if rest:
-                    res = list(measurer(rest))
+                    res = list(run(rest))
                     self._record(rest, res, self._who)
                     out.update(zip(rest, res))
             return [out[int(i)] for i in indices]
@@ -228,7 +236,18 @@ class WorkloadRun:
         fresh = len(tuner.visited) > self.result.resumed  # measured anything new?
         if (self.plan.confirm and fresh and d is not None and bi is not None and bi != d
                 and math.isfinite(self.result.default_cost)):
-            self.confirmed = confirm_rounds(measurer, tuner, d, self._record)
+            prog, reporter = self.progress, self.plan.reporter
+            prog.status = "confirming"
+
+            def on_round(k: int, cand: list[int]) -> None:
+                prog.confirm_round = k
+                reporter.confirm(prog, k, CONFIRM_ROUNDS, cand)
+
+            self.confirmed = confirm_rounds(measurer, tuner, d, self._record, on_round)
+            note = self.confirmed.explanation(self.flop) if self.confirmed else ""
+            if note:
+                self.result.confirm_note = note
+                reporter.message(f"{prog.label} {note}")
 
     def finish(self) -> None:
         """Fill in the result from the tuner, the resumed records and the confirmation."""
@@ -237,13 +256,15 @@ class WorkloadRun:
         res.trials = visited or len(self.resume_from)
         bi = tuner.best_index if tuner is not None else None
         if bi is None and self.resume_from:  # interrupted before tune() fed the history
-            ok = {i: r for i, r in self.resume_from.items() if r.ok}
+            ok = {i: r for i, r in self.resume_from.items() if r.usable}
             bi = min(ok, key=lambda i: ok[i].mean) if ok else None
             res.best_cost = ok[bi].mean if bi is not None else math.inf
         elif bi is not None:
             res.best_cost = tuner.best_cost
         if self.confirmed is not None:
-            res.default_cost, res.best_cost, bi = self.confirmed
+            c = self.confirmed
+            res.search_best_index, res.search_best_cost = c.search_best, c.search_cost
+            res.default_cost, res.best_cost, bi = c.default_cost, c.best_cost, c.best_index
             res.confirmed = True
         if bi is not None:
             res.best_index = int(bi)
@@ -280,24 +301,83 @@ class WorkloadRun:
                                            self.space.get(int(i)).to_json(), r)
 
 
+def measure_full(measurer: Callable, indices: Sequence[int]) -> list[MeasureResult]:
+    """Measure ``indices`` in full, without the harness's cutoff (the default config and
+    the confirmation rounds); measurers without a cutoff are simply called."""
+    full = getattr(measurer, "measure_full", None)
+    return list(full(indices) if callable(full) else measurer(indices))
+
+
+@dataclass
+class Confirmation:
+    """What the confirmation rounds measured: per config its fastest repeat over every round
+    (interference on a busy machine only ever slows a run down)."""
+
+    default: int
+    fastest: dict[int, float]
+    search_best: int  # the search's best index (before the confirmation)
+    search_cost: float  # its cost as the search measured it
+
+    @property
+    def best_index(self) -> int:
+        fastest = min(self.fastest, key=lambda i: (self.fastest[i], i != self.default))
+        if self.fastest[fastest] * (1 + CONFIRM_MARGIN) > self.fastest[self.default]:
+            return self.default  # a tie within the margin: keep the default
+        return fastest
+
+    @property
+    def best_cost(self) -> float:
+        return self.fastest[self.best_index]
+
+    @property
+    def default_cost(self) -> float:
+        return self.fastest[self.default]
+
+    def explanation(self, flop: float) -> str:
+        """Why the confirmed best differs from the search's ('' when it does not: the same
+        config, within 10% of the search's figure)."""
+        def rate(cost: float) -> str:
+            return (f"{flop / cost / 1e9:.1f} GFLOP/s" if flop and math.isfinite(cost)
+                    else f"{cost * 1e6:.2f} us")
+
+        bi, sb = self.best_index, self.search_best
+        again = self.fastest.get(sb, math.inf)
+        if bi == sb and abs(again / self.search_cost - 1) <= 0.10:
+            return ""
+        head = (f"confirmed best: config {bi} at {rate(self.best_cost)} (fastest repeat of "
+                f"{CONFIRM_ROUNDS} interleaved rounds)")
+        if bi == sb:
+            return (f"{head}; the search measured it once at {rate(self.search_cost)} "
+                    "(noise in that one measurement)")
+        if bi == self.default:
+            return (f"{head}: the default config; the search's best, config {sb}, measured "
+                    f"{rate(self.search_cost)} once but {rate(again)} when re-measured "
+                    f"(a config must beat the default by {CONFIRM_MARGIN:.0%} to replace it)")
+        return (f"{head}; the search's best, config {sb}, measured {rate(self.search_cost)} "
+                f"once but {rate(again)} when re-measured")
+
+
 def confirm_rounds(measurer: Callable, tuner: Tuner, default: int,
-                   record: Callable[[Sequence[int], Sequence[MeasureResult], str], Any]
-                   ) -> tuple[float, float, int] | None:
-    """Re-measure the default and the search's top configs in interleaved rounds; return
-    (default cost, best cost, best index), costs the minimum over every repeat of every
-    round (interference on a busy machine only ever slows a run down)."""
+                   record: Callable[[Sequence[int], Sequence[MeasureResult], str], Any],
+                   on_round: Callable[[int, list[int]], None] | None = None
+                   ) -> Confirmation | None:
+    """Re-measure the default and the search's top configs (full measurements, never cut)
+    in ``CONFIRM_ROUNDS`` interleaved rounds; None when the default failed every round.
+    ``on_round(round, configs)`` is called before each round (1-based)."""
     ranked = sorted((r.mean, i) for i, r in zip(tuner.xs, tuner.results)
-                    if r.ok and i != default)
+                    if r.usable and i != default)
     top = list(dict.fromkeys(int(i) for _, i in ranked))[:CONFIRM_TOP]
     cand = [default, *top]
     fastest = dict.fromkeys(cand, math.inf)
-    for _ in range(CONFIRM_ROUNDS):
-        again = list(measurer(cand))
+    for k in range(CONFIRM_ROUNDS):
+        if on_round is not None:
+            on_round(k + 1, cand)
+        again = measure_full(measurer, cand)
         record(cand, again, "confirm")
         for i, r in zip(cand, again):
-            if r.ok:
+            if r.usable:
                 fastest[i] = min(fastest[i], *r.costs)
     if not math.isfinite(fastest[default]):
         return None
-    winner = min(cand, key=lambda i: (fastest[i], i != default))
-    return fastest[default], fastest[winner], winner
+    sb = tuner.best_index if tuner.best_index is not None else default
+    return Confirmation(default, fastest, int(sb), float(tuner.best_cost))

@@ -13,10 +13,13 @@ For every workload, in order:
 3. the heuristic default config is measured first (unless resumed): it is the baseline of
    the speed-up and, through the harness, the correctness check;
 4. the tuner runs, each batch appended and fsynced to the records before the next one;
-5. ``confirm``: the default and the search's top 3 configs are measured again, in 3
-   interleaved back-to-back rounds; each keeps its fastest time and the fastest config wins.
-   The speed-up compares those times, so noise that flattered the search's minimum (or hit
-   the default's first measurement) does not distort it.
+5. ``confirm``: the default and the search's top 3 configs are measured again, in full
+   (the harness's cutoff only applies to the search), in 3 interleaved back-to-back rounds
+   with one progress line each; each config keeps its fastest repeat and the fastest config
+   wins. The speed-up compares those times, so noise that flattered the search's minimum
+   (or hit the default's first measurement) does not distort it; when the confirmed best
+   is another config than the search's, or the same one re-measured more than 10% off, a
+   line (and ``WorkloadResult.confirm_note``) says so.
 
 Shapes a target cannot run (``Workload.unsupported_reason()``, e.g. VTA and ResNet-18's
 3-channel first layer) are skipped with one warning each (``status="skipped"``). Each
