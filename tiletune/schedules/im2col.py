@@ -19,6 +19,7 @@ where the direct kernels vectorize badly (1x1 strided, few channels, odd widths)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -153,9 +154,17 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
     return s, [data, weight, *extras, out]
 
 
+@dataclass(frozen=True)
+class Im2colWorkload(Conv2dWorkload):
+    """A conv2d workload whose dispatch key names this template (a tuner library entry)."""
+
+    def key(self) -> str:
+        return "im2col_" + Conv2dWorkload.key(self)
+
+
 def key(w: Conv2dWorkload) -> str:
     """The dispatch key of this template (apart from the direct templates' ``w.key()``)."""
-    return "im2col_" + w.key()
+    return Im2colWorkload.key(w)  # type: ignore[arg-type]
 
 
 def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "im2col",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -279,9 +280,17 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
     return s, [data, weight_t, *extras, out]
 
 
+@dataclass(frozen=True)
+class WinogradWorkload(Conv2dWorkload):
+    """A conv2d workload whose dispatch key names this template (a tuner library entry)."""
+
+    def key(self) -> str:
+        return "winograd_" + Conv2dWorkload.key(self)
+
+
 def key(w: Conv2dWorkload) -> str:
     """The dispatch key of this template (apart from the direct templates' ``w.key()``)."""
-    return "winograd_" + w.key()
+    return WinogradWorkload.key(w)  # type: ignore[arg-type]
 
 
 def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "winograd",

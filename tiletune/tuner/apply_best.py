@@ -27,7 +27,9 @@ from .records import Record, RecordProblem, load_records, record_cost
 from .task import parse_workload_key
 
 #: Template name -> the CLI's ``--op`` name.
-CLI_OPS = {"conv2d_nchwc": "conv2d", "dense": "dense", "depthwise_conv2d": "depthwise"}
+CLI_OPS = {"conv2d_nchwc": "conv2d", "dense": "dense", "depthwise_conv2d": "depthwise",
+           "conv2d_auto": "conv2d_auto", "conv2d_winograd": "winograd",
+           "conv2d_im2col": "im2col", "grouped_conv2d": "grouped"}
 
 
 class UntunedWarning(UserWarning):

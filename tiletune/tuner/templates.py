@@ -60,7 +60,8 @@ def task_args(w: Any) -> tuple[Any, ...]:
 
 def template_of(w: Any) -> str | None:
     """The template name of a library workload object."""
-    return next((n for n, (_, cls) in LIBRARY.items() if isinstance(w, cls)), None)
+    exact = next((n for n, (_, cls) in LIBRARY.items() if type(w) is cls), None)
+    return exact or next((n for n, (_, cls) in LIBRARY.items() if isinstance(w, cls)), None)
 
 
 def _rand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -146,3 +147,7 @@ def depthwise_conv2d_template(cfg: Any, N: int, C: int, H: int, W: int, R: int,
     """Depthwise conv2d, NCHW; arguments ``[data, weight, output]``."""
     return _library(cfg, depthwise, depthwise.DepthwiseWorkload(N, C, H, W, R, stride, pad,
                                                                 dtype))
+
+
+# -- the conv2d algorithms (Winograd, im2col, grouped, and the algorithm-choice space) -------
+from . import conv2d_algorithms  # noqa: E402,F401  (registers their templates and LIBRARY)
