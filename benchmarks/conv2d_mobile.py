@@ -105,7 +105,7 @@ class Case:
             per_algo = [{"algorithm": n, "schedule": c}
                         for n in conv2d_auto.applicable(self.w)
                         for c in [conv2d_auto.ALGORITHMS[n].default_config(self.w)]
-                        + _sample(conv2d_auto.ALGORITHMS[n], self.w, max(1, sweep // 2), rng,
+                        + _sample(conv2d_auto.ALGORITHMS[n], self.w, sweep // 2, rng,
                                   lambda c: c.get("parallel") in (True, "n_occ_oh"))]
             self.configs = [conv2d_auto.default_config(self.w)] + per_algo
         else:

@@ -93,7 +93,19 @@ _FAST = settings(max_examples=4, deadline=None, suppress_health_check=list(Healt
 def test_hypothesis_depthwise_space(data):
     w = data.draw(st.sampled_from(DW[1:4]), label="workload")
     cfg = {k: data.draw(st.sampled_from(v), label=k) for k, v in dw.space(w).items()}
+    if not dw.is_valid(w, cfg):
+        with pytest.raises(tt.ScheduleError, match="tile"):
+            dw.schedule(w, cfg)
+        return
     _dw_run(w, cfg)
+
+
+def test_depthwise_flat_rows_on_narrow_maps():
+    w = DW[4]  # 7 wide: a width tile would be mostly tail
+    assert dw.default_config(w)["rows"] == "flat"
+    for tile in (8, 16):
+        _dw_run(w, {"tile": tile, "unroll_kw": False, "pad_at": "inline", "rows": "flat"})
+    assert dw.space(DW[1])["rows"] == ["tiled"]  # stride 2
 
 
 @_FAST

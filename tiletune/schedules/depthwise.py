@@ -13,6 +13,17 @@ bottom, right)`` are fields of the workload::
             for ow in vectorized(tile):
               out.local[ow] += pad[.., k // mult, oh*s + kh*d, ow*s + kw*d] * w[k, kh, kw]
           out[n, k, oh, owo*tile + ow] = epilogue(out.local[ow])
+
+``rows="flat"`` (stride 1; for narrow maps, where a width tile is mostly tail) treats the
+padded plane of width ``Wp`` as one flat row: the output at ``q = oh*Wp + ow`` reads
+``padf[q + kh*d*Wp + kw*d]``, so whole vectors run across row ends (the ``Wp - OW`` extra
+columns per row are computed and dropped by the store)::
+
+    for n, k in parallel:
+      padf[i] = padded plane of channel k // mult, flattened (zeros past its end)
+      for qo in range(ceil(OH*Wp / tile)):
+        acc[tile] = sum_{kh, kw} padf[qo*tile + q + kh*d*Wp + kw*d] * w[k, kh, kw]
+      out[n, k, oh, ow] = epilogue(acc[oh*Wp + ow])
 """
 from __future__ import annotations
 
@@ -88,10 +99,43 @@ class DepthwiseWorkload:
                 f"_s{self.stride}_p{self.pad}{extra}_{self.dtype}")
 
 
-def compute(w: DepthwiseWorkload, epilogue: Epilogue | None = None):
-    """``(data, weight, extras, padded, conv, out)``; ``out`` applies the epilogue."""
+def _flat_compute(w: DepthwiseWorkload, tile: int, data: tt.Tensor, weight: tt.Tensor):
+    top, left, bottom, _ = w.padding
+    wp = w.W + left + w.padding[3]
+    qt = -(-(w.OH * wp) // tile) * tile
+    span = (w.R - 1) * w.dilation * (wp + 1)
+    mult, dil = w.multiplier, w.dilation
+
+    def pad_body(n, c, i):
+        h, x = i // wp - top, i % wp - left
+        inside = tt.all(h >= 0, h < w.H, x >= 0, x < w.W)
+        return tt.if_then_else(inside, data[n, c, tt.max(tt.min(h, w.H - 1), 0),
+                                            tt.max(tt.min(x, w.W - 1), 0)], tt.const(0, w.dtype))
+
+    padf = tt.compute((w.N, w.C, qt + span), pad_body, name="pad")
+    kh, kw = tt.reduce_axis(w.R, "kh"), tt.reduce_axis(w.R, "kw")
+    acc = tt.compute((w.N, w.K, qt), lambda n, k, q: tt.sum(
+        padf[n, k // mult if mult > 1 else k, q + kh * dil * wp + kw * dil]
+        * weight[k, kh, kw], axis=[kh, kw]), name="depthwise_flat")
+    return padf, acc, lambda n, k, h, x: acc[n, k, h * wp + x]
+
+
+def compute(w: DepthwiseWorkload, epilogue: Epilogue | None = None, rows: str = "tiled",
+            tile: int = 8):
+    """``(data, weight, extras, padded, conv, out)``; ``out`` applies the epilogue (with
+    ``rows="flat"``, ``conv`` is the flat accumulator and ``out`` always a separate stage)."""
     data = tt.placeholder((w.N, w.C, w.H, w.W), w.dtype, name="data")
     weight = tt.placeholder((w.K, w.R, w.R), w.dtype, name="weight")
+    epi = epilogue or Epilogue()
+    bias = tt.placeholder((w.K,), w.dtype, name="bias") if epi.has_bias else None
+    res = (tt.placeholder((w.N, w.K, w.OH, w.OW), w.dtype, name="residual")
+           if epi.has_residual else None)
+    extras = [t for t in (bias, res) if t is not None]
+    if rows == "flat":
+        padf, acc, read = _flat_compute(w, tile, data, weight)
+        out = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: epi.apply(
+            read(n, k, h, x), k, bias, lambda: res[n, k, h, x]), name="output")
+        return data, weight, extras, padf, acc, out
     top, left, bottom, right = w.padding
     mult, st, dil = w.multiplier, w.stride, w.dilation
     padded = tt.compute(
@@ -105,31 +149,38 @@ def compute(w: DepthwiseWorkload, epilogue: Epilogue | None = None):
     conv = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: tt.sum(
         padded[n, k // mult if mult > 1 else k, h * st + kh * dil, x * st + kw * dil]
         * weight[k, kh, kw], axis=[kh, kw]), name="depthwise")
-    epi = epilogue or Epilogue()
     if not epi:
         return data, weight, [], padded, conv, conv
-    bias = tt.placeholder((w.K,), w.dtype, name="bias") if epi.has_bias else None
-    res = (tt.placeholder((w.N, w.K, w.OH, w.OW), w.dtype, name="residual")
-           if epi.has_residual else None)
     out = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: epi.apply(
         conv[n, k, h, x], k, bias, lambda: res[n, k, h, x]), name="output")
-    return data, weight, [t for t in (bias, res) if t is not None], padded, conv, out
+    return data, weight, extras, padded, conv, out
 
 
 def space(w: DepthwiseWorkload) -> dict[str, list[Any]]:
     lanes = host_machine().vector_lanes
-    return {"tile": [t for t in (lanes // 2, lanes, 2 * lanes, 4 * lanes) if t <= max(w.OW, 8)],
-            "unroll_kw": [True, False], "pad_at": ["channel", "inline"]}
+    flat_q = w.OH * (w.W + w.padding[1] + w.padding[3]) if w.stride == 1 else 0
+    return {"tile": [t for t in (lanes // 2, lanes, 2 * lanes, 4 * lanes)
+                     if t <= max(w.OW, 8, flat_q)],
+            "unroll_kw": [True, False], "pad_at": ["channel", "inline"],
+            "rows": ["tiled", "flat"] if w.stride == 1 else ["tiled"]}
 
 
 def is_valid(w: DepthwiseWorkload, cfg: Mapping[str, Any]) -> bool:
-    return cfg["tile"] // host_machine().vector_lanes <= host_machine().accumulator_budget
+    """Accumulators fit the registers; a width tile no wider than the row (or one vector)."""
+    m = host_machine()
+    if cfg["rows"] == "tiled" and cfg["tile"] > max(w.OW, m.vector_lanes):
+        return False
+    return cfg["tile"] // m.vector_lanes <= m.accumulator_budget
 
 
 def default_config(w: DepthwiseWorkload) -> dict[str, Any]:
     lanes = host_machine().vector_lanes
     tile = 2 * lanes if w.OW >= 2 * lanes else lanes if w.OW >= lanes else lanes // 2
-    return {"tile": tile, "unroll_kw": True, "pad_at": "channel"}
+    flat = w.stride == 1 and w.OW % lanes != 0 and w.OW < 4 * lanes
+    if flat:
+        tile = 2 * lanes if w.OH * (w.W + w.padding[1] + w.padding[3]) >= 2 * lanes else lanes
+    return {"tile": tile, "unroll_kw": True, "pad_at": "channel",
+            "rows": "flat" if flat else "tiled"}
 
 
 def schedule(w: DepthwiseWorkload, cfg: Mapping[str, Any] | None = None,
@@ -140,9 +191,15 @@ def schedule(w: DepthwiseWorkload, cfg: Mapping[str, Any] | None = None,
     for knob, choices in space(w).items():
         if cfg.get(knob) not in choices:
             raise ScheduleError(f"depthwise knob {knob}={cfg.get(knob)!r} not in {choices}")
+    if not is_valid(w, cfg):
+        raise ScheduleError(f"depthwise config {cfg}: a tiled width tile wider than the row, "
+                            "or more accumulators than registers")
     lanes = host_machine().vector_lanes
-    data, weight, extras, padded, conv, out = compute(w, epilogue)
+    data, weight, extras, padded, conv, out = compute(w, epilogue, cfg["rows"], cfg["tile"])
     s = tt.create_schedule(out)
+    if cfg["rows"] == "flat":
+        _schedule_flat(s, cfg, padded, conv, out, lanes)
+        return s, [data, weight, *extras, out]
     OL = s.cache_write(conv, "local")
     n, c, oh, ow = s[out].axis
     owo, owi = s[out].split(ow, factor=cfg["tile"])
@@ -169,6 +226,27 @@ def schedule(w: DepthwiseWorkload, cfg: Mapping[str, Any] | None = None,
     s[OL].unroll(lwo)
     s[OL].vectorize(lwi)
     return s, [data, weight, *extras, out]
+
+
+def _schedule_flat(s, cfg: Mapping[str, Any], padf, acc, out, lanes: int) -> None:
+    """Per channel: the flat padded plane, the accumulator plane in tiles, the store."""
+    n, k, oh, ow = s[out].axis
+    f = s[out].fuse(n, k)
+    s[out].parallel(f)
+    s[out].vectorize(s[out].split(ow, factor=lanes)[1])
+    s[acc].compute_at(s[out], f)
+    s[padf].compute_at(s[out], f) if cfg["pad_at"] == "channel" else s[padf].compute_inline()
+    if cfg["pad_at"] == "channel":
+        s[padf].vectorize(s[padf].split(s[padf].axis[2], factor=lanes)[1])
+    # accumulate in the plane itself (LLVM keeps each tile in registers across kh, kw)
+    kh, kw = s[acc].reduce_axis
+    qo, qi = s[acc].split(s[acc].axis[2], factor=cfg["tile"])
+    qio, qii = s[acc].split(qi, factor=min(lanes, cfg["tile"]))
+    s[acc].reorder(qo, kh, kw, qio, qii)
+    if cfg["unroll_kw"]:
+        s[acc].unroll(kw)
+    s[acc].unroll(qio)
+    s[acc].vectorize(qii)
 
 
 def build(w: DepthwiseWorkload, cfg: Mapping[str, Any] | None = None, name: str = "depthwise",
