@@ -87,6 +87,7 @@ class Case:
 
     def __init__(self, kind: str, shape: tuple, rng: np.random.Generator, sweep: int) -> None:
         self.kind, self.shape = kind, shape
+        self._built: dict[str, object] = {}
         if kind == "depthwise":
             C, H, s = shape
             self.w = dw.DepthwiseWorkload(1, C, H, H, 3, s, 1)
@@ -119,7 +120,10 @@ class Case:
                 grouped, self.w, sweep, rng, lambda c: c["parallel"] == "n_occ_oh")
 
     def kernel(self, cfg: dict, threads: int):
-        f = self.module.build(self.w, cfg)
+        key = repr(cfg)
+        if key not in self._built:  # build once per config; threads are a call setting
+            self._built[key] = self.module.build(self.w, cfg)
+        f = self._built[key]
         f.set_num_threads(threads)
         weight = self.weight[:, 0] if self.kind == "depthwise" else \
             self.module.pack_weight(self.weight, cfg)
