@@ -123,13 +123,20 @@ def default_config(w: GroupedConv2dWorkload) -> dict[str, Any]:
     m = host_machine()
     lanes = m.vector_lanes
     oc_choices = [d for d in divisors(w.Kg) if d <= 2 * lanes]
-    multiples = [d for d in oc_choices if d % lanes == 0]
-    oc_bn = max(multiples) if multiples else max(oc_choices)
+    multiples = sorted((d for d in oc_choices if d % lanes == 0), reverse=True)
     ic_bn = max(d for d in divisors(w.Cg) if d <= 2 * lanes)
-    budget = m.accumulator_budget // _vectors(oc_bn)
-    fitting = [r for r in space(w)["reg_n"] if r <= budget and w.OW % r == 0]
-    reg_n = max(fitting) if fitting and max(fitting) >= 4 else max(
-        r for r in space(w)["reg_n"] if r <= budget)
+    tiles = space(w)["reg_n"]
+    best = None
+    for oc_bn in multiples or [max(oc_choices)]:  # two vectors unless the tile gets narrow
+        budget = m.accumulator_budget // _vectors(oc_bn)
+        fitting = [r for r in tiles if r <= budget and w.OW % r == 0]
+        reg_n = max(fitting) if fitting and max(fitting) >= 4 else max(
+            r for r in tiles if r <= budget)
+        best = best or (oc_bn, reg_n)
+        if reg_n >= 4:
+            best = (oc_bn, reg_n)
+            break
+    oc_bn, reg_n = best
     return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
             "parallel": "n_occ_oh"}
 
