@@ -25,6 +25,7 @@ Knobs: ``tile`` (m: 2, 4 or 6), ``ic_bn``, ``oc_bn`` (the GEMM's vector block), 
 """
 from __future__ import annotations
 
+import atexit
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -326,6 +327,9 @@ def _weight_kernel(shape: tuple[int, ...], dtype: str, m: int, ic_bn: int, oc_bn
     s = tt.create_schedule(U)
     s[rows].unroll(s[rows].axis[0])
     return tt.build(s, [weight, U], name="winograd_weight", opt_level=1)
+
+
+atexit.register(_weight_kernel.cache_clear)  # free the kernels before interpreter teardown
 
 
 def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:
