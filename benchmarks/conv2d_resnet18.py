@@ -6,6 +6,11 @@ Runtime and the FMA peak, on 1 and 2 threads.
 
 tiletune rows: the heuristic default config (no search) and the best config of the tuner's
 records (``--records``) or, without records, of a seeded sweep over the template's space.
+Algorithm rows (``--algorithms``, on by default): the best Winograd config (stride-1 3x3
+layers; a sweep over F(2x2), F(4x4), F(6x6) and register tiles, with its error against a
+float64 reference) and the best im2col + GEMM config, then the best of the combined space
+(direct, Winograd, im2col) as a ratio to the best direct config and to ONNX Runtime, and its
+effective rate (direct-convolution FLOPs / time) as a fraction of the FMA peak.
 All ratios are measured within one run. Writes ``benchmarks/results/conv2d_resnet18.json``.
 """
 from __future__ import annotations
@@ -18,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402  (unsets OPENBLAS_CORETYPE before numpy)
-from tiletune.schedules import conv2d, conv2d_nchw  # noqa: E402
+from tiletune.schedules import conv2d, conv2d_nchw, im2col, winograd  # noqa: E402
 
 LAYERS = [(3, 224, 224, 64, 7, 7, 2, 3), (64, 56, 56, 64, 3, 3, 1, 1),
           (64, 56, 56, 64, 1, 1, 1, 0), (64, 56, 56, 128, 3, 3, 2, 1),
@@ -64,6 +69,38 @@ def time_config(w, choice, data, weight, threads: int, number: int = 5) -> float
     return f.time_evaluator(number=number, repeat=5)(data, wp, out).min
 
 
+def algorithm_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> dict[str, list]:
+    """Candidates of the Winograd (if it applies) and im2col templates: the default, each
+    Winograd tile size, and ``n`` seeded valid configs of each (parallel knob on)."""
+    import itertools
+    rng = np.random.default_rng(seed)
+    out: dict[str, list] = {}
+    for name, module in (("winograd", winograd), ("im2col", im2col)):
+        if name == "winograd" and not winograd.applicable(w):
+            continue
+        d = module.default_config(w)
+        cands = [d]
+        if module is winograd:
+            cands += [{**d, "tile": m} for m in winograd.space(w)["tile"] if m != d["tile"]
+                      and winograd.is_valid(w, {**d, "tile": m})]
+        sp = module.space(w)
+        allc = [dict(zip(sp, v)) for v in itertools.product(*sp.values())]
+        allc = [c for c in allc if module.is_valid(w, c) and c["parallel"]
+                and c.get("oc_bn", 16) % 8 == 0 and c.get("reg_p", 6) >= 4]
+        picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
+        out[name] = [(module, c) for c in cands + [allc[i] for i in picks]]
+    return out
+
+
+def relative_error(w, choice, data, weight) -> float:
+    """max |out - ref| / max |ref| against the float64 reference."""
+    module, cfg = choice
+    out = np.empty((w.N, w.K, w.OH, w.OW), "float32")
+    module.build(w, cfg)(data, module.pack_weight(weight, cfg), out)
+    ref = conv2d.reference(data, weight, w.stride, w.pad)
+    return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
 def with_parallel(choice: tuple, threads: int) -> list[tuple]:
     """The config, and for several threads its variants over the parallel knob (a config
     tuned on one thread is indifferent to which loops are parallel)."""
@@ -74,7 +111,9 @@ def with_parallel(choice: tuple, threads: int) -> list[tuple]:
 
 
 def _parallel_choices(module) -> list:
-    return [True] if module is conv2d_nchw else ["n_occ_oh", "n_occ", "occ"]
+    if module is conv2d:
+        return ["n_occ_oh", "n_occ", "occ"]
+    return [True]
 
 
 def best_from_records(path: str, w) -> dict | None:
@@ -100,11 +139,14 @@ def main() -> None:
     p.add_argument("--layers", default="1-12", help="e.g. 1-12 or 2,6,9")
     p.add_argument("--sweep", type=int, default=16, help="configs per layer in the sweep")
     p.add_argument("--records", help="tuning records: use their best config per layer")
+    p.add_argument("--algorithms", type=int, default=4, metavar="N",
+                   help="Winograd/im2col rows: N sweep configs each besides the defaults "
+                        "(-1: no algorithm rows)")
     args = p.parse_args()
     sel = _parse_layers(args.layers)
     peak = common.fma_peak_gflops()
     print(f"measured FMA peak, one core: {peak:.1f} GFLOP/s")
-    rows, results = [], []
+    rows, results, alg_rows = [], [], []
     rng = np.random.default_rng(0)
     for li in sel:
         w = workload(LAYERS[li - 1])
@@ -119,6 +161,13 @@ def main() -> None:
             t = time_config(w, cfg, data, weight, 1)
             if t < best_t:
                 best_cfg, best_t = cfg, t
+        algos: dict[str, tuple] = {}
+        for name, cands in (algorithm_configs(w, args.algorithms, seed=li).items()
+                            if args.algorithms >= 0 else []):
+            timed = [(time_config(w, c, data, weight, 1), c) for c in cands]
+            algos[name] = min(timed, key=lambda tc: tc[0])[1]
+        wino_err = relative_error(w, algos["winograd"], data, weight) \
+            if "winograd" in algos else float("nan")
         for threads in args.threads:
             t_def = time_config(w, conv2d_nchw.choose(w), data, weight, threads)
             t_best = min([t_def] + [time_config(w, c, data, weight, threads)
@@ -131,9 +180,16 @@ def main() -> None:
                 else float("nan")
             t_ort = common.best_time(make_o(data, weight, w.stride, w.pad)) if make_o \
                 else float("nan")
+            t_alg = {name: time_config(w, c, data, weight, threads)
+                     for name, c in algos.items()}
+            t_comb = min([t_best, *t_alg.values()])
             rec = {"layer": li, "shape": LAYERS[li - 1], "threads": threads,
                    "gflops": {"default": gf(t_def), "best": gf(t_best), "numpy": gf(t_np),
-                              "torch": gf(t_torch), "onnxruntime": gf(t_ort)},
+                              "torch": gf(t_torch), "onnxruntime": gf(t_ort),
+                              **{n: gf(t) for n, t in t_alg.items()},
+                              "combined": gf(t_comb)},
+                   "algorithm_configs": {n: c[1] for n, c in algos.items()},
+                   "winograd_rel_error": wino_err,
                    "peak": peak * threads, "best_template": best_cfg[0].__name__.split(".")[-1],
                    "best_config": best_cfg[1],
                    "source": "records" if tuned else f"sweep of {len(candidates)}"}
@@ -143,12 +199,23 @@ def main() -> None:
                          g["onnxruntime"], g["best"] / g["onnxruntime"],
                          g["best"] / g["torch"], 100 * g["best"] / (peak * threads),
                          g["default"] / g["onnxruntime"]])
+            alg_rows.append([li, threads, g["best"], g.get("winograd", float("nan")),
+                             g.get("im2col", float("nan")), g["combined"],
+                             g["combined"] / g["best"], g["combined"] / g["onnxruntime"],
+                             100 * g["combined"] / (peak * threads), f"{wino_err:.1e}"])
             print(f"layer {li} x{threads}: best {g['best']:.1f} default {g['default']:.1f} "
+                  f"winograd {g.get('winograd', float('nan')):.1f} "
+                  f"im2col {g.get('im2col', float('nan')):.1f} "
                   f"ort {g['onnxruntime']:.1f} torch {g['torch']:.1f} GFLOP/s", flush=True)
     common.print_table(
         "ResNet-18 conv2d (GFLOP/s)",
         ["layer", "thr", "tt default", "tt best", "numpy", "torch", "ort", "best/ort",
          "best/torch", "% peak", "default/ort"], rows)
+    if alg_rows:
+        common.print_table(
+            "ResNet-18 conv2d algorithms (GFLOP/s; effective rate = direct FLOPs / time)",
+            ["layer", "thr", "best direct", "winograd", "im2col", "combined", "comb/direct",
+             "comb/ort", "% peak", "wino err"], alg_rows)
     summary = {}
     for threads in args.threads:
         sel_r = [r for r in results if r["threads"] == threads]
@@ -159,12 +226,18 @@ def main() -> None:
                 [r["gflops"]["default"] / r["gflops"]["onnxruntime"] for r in sel_r]),
             "min_best_over_torch": min(r["gflops"]["best"] / r["gflops"]["torch"]
                                        for r in sel_r),
+            "geomean_combined_over_ort": common.geomean(
+                [r["gflops"]["combined"] / r["gflops"]["onnxruntime"] for r in sel_r]),
+            "stride1_3x3_combined_over_direct": [
+                r["gflops"]["combined"] / r["gflops"]["best"] for r in sel_r
+                if r["shape"][4] == 3 and r["shape"][6] == 1],
             "min_peak_fraction_3x3": min(
                 [r["gflops"]["best"] / r["peak"] for r in sel_r if r["shape"][4] == 3] or
                 [float("nan")]),
         }
-        print(f"{threads} thread(s): " + ", ".join(f"{k} {v:.3f}"
-                                                  for k, v in summary[threads].items()))
+        print(f"{threads} thread(s): " + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {[round(x, 2) for x in v]}"
+            for k, v in summary[threads].items()))
     common.write_json("conv2d_resnet18.json", {"peak_gflops": peak, "layers": results,
                                                "summary": summary})
 

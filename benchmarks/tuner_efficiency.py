@@ -27,6 +27,10 @@
    the other layers as ``--transfer-from`` records); reports the best GFLOP/s found and the
    trials to reach 95% of that run's best.
 
+The combined algorithm space (direct NCHWc / NCHW, Winograd, im2col: template
+``conv2d_auto``) is the preset ``resnet18-auto``, e.g. ``--layers resnet18-auto:12``; its
+datasets are ``replay_resnet18-auto_<n>.json``.
+
 Writes ``benchmarks/results/tuner_efficiency.json``.
 """
 

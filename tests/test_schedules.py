@@ -82,6 +82,8 @@ def test_depthwise_configs(w):
     sp = depthwise.space(w)
     for vals in itertools.product(*sp.values()):
         cfg = dict(zip(sp, vals))
+        if not depthwise.is_valid(w, cfg):
+            continue
         out = np.empty(ref.shape, "float32")
         depthwise.build(w, cfg)(data, weight, out)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4, err_msg=str(cfg))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tiletune.compiler.arith import linear
 from tiletune.ir import dtype as dt
-from tiletune.ir.expr import Binary, Const, Expr, Load, Ramp
+from tiletune.ir.expr import Binary, Compare, Const, Expr, Load, Ramp, Select
 from tiletune.ir.functor import Rewriter
 from tiletune.ir.stmt import Store
 
@@ -32,8 +32,21 @@ def fold_index(e: Expr) -> Expr:
     return out
 
 
+_COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b,
+            "le": lambda a, b: a <= b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b}
+
+
 class FoldIndices(Rewriter):
-    """Fold the indices of every Load and Store (and Ramp bases)."""
+    """Fold the indices of every Load and Store (and Ramp bases), and the selects whose
+    condition became a comparison of two constants (a select chain over an unrolled loop
+    variable keeps one branch per copy)."""
+
+    def visit_Select(self, e: Select) -> Expr:
+        c = e.cond
+        if (isinstance(c, Compare) and c.op in _COMPARE and isinstance(c.a, Const)
+                and isinstance(c.b, Const)):
+            return self.visit(e.a if _COMPARE[c.op](c.a.value, c.b.value) else e.b)
+        return self.generic(e)
 
     def visit_Load(self, e: Load) -> Expr:
         idx = tuple(self._index(i) for i in e.indices)

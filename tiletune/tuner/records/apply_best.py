@@ -36,7 +36,9 @@ from .store import (
 )
 
 #: Template name -> the CLI's ``--op`` name.
-CLI_OPS = {"conv2d_nchwc": "conv2d", "dense": "dense", "depthwise_conv2d": "depthwise"}
+CLI_OPS = {"conv2d_nchwc": "conv2d", "dense": "dense", "depthwise_conv2d": "depthwise",
+           "conv2d_auto": "conv2d_auto", "conv2d_winograd": "winograd",
+           "conv2d_im2col": "im2col", "grouped_conv2d": "grouped"}
 
 
 class UntunedWarning(UserWarning):

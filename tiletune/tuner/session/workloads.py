@@ -68,6 +68,20 @@ OPS: dict[str, OpSpec] = {
         defaults={"stride": 1, "pad": 0},
         short="{N}x{C}x{H}x{W} {R}x{R} s{stride} p{pad}"),
 }
+_CONV_DIMS = ("N", "C", "H", "W", "K", "R", "S", "stride", "pad")
+_CONV_SHORT = "{N}x{C}x{H}x{W} k{K} {R}x{S} s{stride} p{pad}"
+OPS.update({  # the conv2d algorithms: the choice among them, or one of them alone
+    "conv2d_auto": OpSpec("conv2d_auto", _CONV_DIMS, defaults={"stride": 1, "pad": 0},
+                          short=_CONV_SHORT),
+    "winograd": OpSpec("winograd", _CONV_DIMS, defaults={"stride": 1, "pad": 0},
+                       short=_CONV_SHORT),
+    "im2col": OpSpec("im2col", _CONV_DIMS, defaults={"stride": 1, "pad": 0},
+                     short=_CONV_SHORT),
+    "grouped": OpSpec(
+        "grouped", (*_CONV_DIMS, "groups", "dilation"),
+        defaults={"stride": 1, "pad": 0, "groups": 1, "dilation": 1},
+        short=_CONV_SHORT + " g{groups} d{dilation}"),
+})
 
 #: ResNet-18's 12 distinct conv layers, (C, H, W, K, R, S, stride, pad), batch 1.
 RESNET18 = (
@@ -92,6 +106,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "resnet18": Preset("conv2d", tuple((1, *layer) for layer in RESNET18),
                        "ResNet-18 conv layers, batch 1, NCHW"),
+    "resnet18-auto": Preset("conv2d_auto", tuple((1, *layer) for layer in RESNET18),
+                            "ResNet-18 conv layers, every applicable algorithm in one space"),
 }
 
 

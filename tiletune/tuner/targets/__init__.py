@@ -3,7 +3,13 @@
 Every target is imported here, so this is the one list of targets (see :mod:`.registry`).
 """
 
-from . import llvm, llvm_graph, llvm_int8, vta  # noqa: F401  (the targets and their templates)
+from . import (  # noqa: F401  (the targets and their templates)
+    llvm,
+    llvm_conv_algorithms,
+    llvm_graph,
+    llvm_int8,
+    vta,
+)
 from .registry import TARGETS, Target, get_target, load_targets, register_target
 
 __all__ = ["TARGETS", "Target", "get_target", "load_targets", "register_target"]

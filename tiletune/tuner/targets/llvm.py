@@ -65,7 +65,8 @@ def task_args(w: Any) -> tuple[Any, ...]:
 
 def template_of(w: Any) -> str | None:
     """The template name of a library workload object."""
-    return next((n for n, (_, cls) in LIBRARY.items() if isinstance(w, cls)), None)
+    exact = next((n for n, (_, cls) in LIBRARY.items() if type(w) is cls), None)
+    return exact or next((n for n, (_, cls) in LIBRARY.items() if isinstance(w, cls)), None)
 
 
 def _rand(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
