@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tiletune.errors import GraphError
+from tiletune.graph import qops  # noqa: F401  (registers the quantized operators)
 from tiletune.graph.ir import Graph
 from tiletune.graph.kernels import KernelSpec, lower_node
 from tiletune.graph.passes import PassContext, run_passes
