@@ -210,25 +210,38 @@ def _rewrite(g: Graph, plans: list[tuple[QuantizedLayer, str, str, tuple[str, li
                     "scale": layer.x.scale, "zero_point": layer.x.zero_point,
                     "qmax": layer.x.qmax})
             xq = quantized[key]
-        if layer.kind == "dense":
-            xq = g.add(g.unique_name(f"{xq}_u8x4"), "pack_u8x4", [xq])
-        out_dtype = "uint8" if layer.y is not None else "int32"
-        k = layer.out_channels
-        attrs = {"out_channels": k, "out_dtype": out_dtype}
-        if layer.kind == "conv":
-            attrs.update({"kernel": tuple(layer.weight.shape[2:]), "stride": layer.stride,
-                          "pad": layer.pad})
-        qn = g.unique_name(f"{layer.name}_int8")
-        g.add(qn, "qconv2d" if layer.kind == "conv" else "qdense", [xq], attrs, infer=False)
-        g.node(qn)["qlayer"] = layer
-        g.infer_node(qn)
+        qn = add_layer(g, layer, xq)
         if layer.y is not None:
-            scale, zp = np.float32(layer.y.scale), layer.y.zero_point
             u8[y_name] = (qn, layer.y)
-        else:
-            scale, zp = (layer.x.scale * layer.w_scale).astype(np.float32), 0
-        s = g.constant(f"{qn}_scale", np.asarray(scale, np.float32))
-        deq = g.add(g.unique_name(f"{qn}_fp32"), "dequantize", [qn, s], {"zero_point": zp})
+        deq = dequantized(g, qn, layer)
         g.replace_uses(y_name, deq)
         fp[y_name] = deq
     g.remove_unused()
+
+
+def add_layer(g: Graph, layer: QuantizedLayer, xq: str) -> str:
+    """Add the ``qconv2d``/``qdense`` node of ``layer`` reading the u8 tensor ``xq`` (a
+    dense layer's input is packed four bytes a word first); returns its name."""
+    if layer.kind == "dense":
+        xq = g.add(g.unique_name(f"{xq}_u8x4"), "pack_u8x4", [xq])
+    attrs = {"out_channels": layer.out_channels,
+             "out_dtype": "uint8" if layer.y is not None else "int32"}
+    if layer.kind == "conv":
+        attrs.update({"kernel": tuple(layer.weight.shape[2:]), "stride": layer.stride,
+                      "pad": layer.pad})
+    qn = g.add(g.unique_name(f"{layer.name}_int8"),
+               "qconv2d" if layer.kind == "conv" else "qdense", [xq], attrs, infer=False)
+    g.node(qn)["qlayer"] = layer
+    g.infer_node(qn)
+    return qn
+
+
+def dequantized(g: Graph, qn: str, layer: QuantizedLayer) -> str:
+    """A ``dequantize`` node of the layer node ``qn`` (u8 output, or int32 accumulator with
+    the per-channel scale ``x.scale * w_scale``)."""
+    if layer.y is not None:
+        scale, zp = np.float32(layer.y.scale), layer.y.zero_point
+    else:
+        scale, zp = (layer.x.scale * layer.w_scale).astype(np.float32), 0
+    s = g.constant(f"{qn}_scale", np.asarray(scale, np.float32))
+    return g.add(g.unique_name(f"{qn}_fp32"), "dequantize", [qn, s], {"zero_point": zp})
