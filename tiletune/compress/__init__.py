@@ -1,7 +1,8 @@
 """Making networks cheaper: int8 quantization (calibration, QDQ import) and pruning."""
 from tiletune.compress import quantize
 from tiletune.compress.prune import GRANULARITIES, Pruned, magnitude_mask, prune, shrink_filters
+from tiletune.compress.prune_graph import prune_graph, shrink_channels
 from tiletune.compress.quantize.graph import QuantizedGraph, quantize_graph, run_reference
 
-__all__ = ["GRANULARITIES", "Pruned", "QuantizedGraph", "magnitude_mask", "prune", "quantize",
-           "quantize_graph", "run_reference", "shrink_filters"]
+__all__ = ["GRANULARITIES", "Pruned", "QuantizedGraph", "magnitude_mask", "prune", "prune_graph",
+           "quantize", "quantize_graph", "run_reference", "shrink_channels", "shrink_filters"]
