@@ -33,7 +33,7 @@ import numpy as np
 from tiletune.compress.quantize.calibrate import METHODS, Observer
 from tiletune.compress.quantize.layer import QuantizedLayer, quantize_layer
 from tiletune.errors import CompressError
-from tiletune.graph import qops
+from tiletune.graph import qops, sparse_ops
 from tiletune.graph.ir import Graph
 from tiletune.graph.passes.fold_batch_norm import fold_batch_norm
 from tiletune.graph.passes.fold_constants import fold_constants, remove_identity
@@ -73,6 +73,8 @@ def node_values(g: Graph, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarra
             values[n] = d["value"]
         elif d["op"] in qops.QOPS:
             values[n] = qops.evaluate(g, n, [values[i] for i in d["inputs"]])
+        elif d["op"] in sparse_ops.SPARSE_OPS:
+            values[n] = sparse_ops.evaluate(g, n, [values[i] for i in d["inputs"]])
         else:
             values[n] = np.asarray(evaluate(d["op"], [values[i] for i in d["inputs"]],
                                             d["attrs"]), g.type(n).dtype)
