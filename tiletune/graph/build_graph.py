@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from tiletune.errors import GraphError
-from tiletune.graph import qops, sparse_ops  # noqa: F401  (register their operators)
+from tiletune.graph import qops, sparse_ops, vta_ops  # noqa: F401  (register their ops)
 from tiletune.graph.ir import Graph
 from tiletune.graph.kernels import KernelSpec, lower_node
 from tiletune.graph.passes import PassContext, run_passes

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tiletune.compress.quantize.calibrate import METHODS, Observer
+from tiletune.compress.quantize.calibrate import METHODS, Observer, Range
 from tiletune.compress.quantize.layer import QuantizedLayer, quantize_layer
+from tiletune.compress.quantize.qparams import QParams, quantize_bias
+from tiletune.compress.quantize.vta_layer import pow2_scale, quantize_layer_pow2
 from tiletune.errors import CompressError
-from tiletune.graph import qops, sparse_ops
+from tiletune.graph import qops, sparse_ops, vta_ops
 from tiletune.graph.ir import Graph
 from tiletune.graph.passes.fold_batch_norm import fold_batch_norm
 from tiletune.graph.passes.fold_constants import fold_constants, remove_identity
@@ -73,6 +75,8 @@ def node_values(g: Graph, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarra
             values[n] = d["value"]
         elif d["op"] in qops.QOPS:
             values[n] = qops.evaluate(g, n, [values[i] for i in d["inputs"]])
+        elif d["op"] in vta_ops.VTA_OPS:
+            values[n] = vta_ops.evaluate(g, n, [values[i] for i in d["inputs"]])
         elif d["op"] in sparse_ops.SPARSE_OPS:
             values[n] = sparse_ops.evaluate(g, n, [values[i] for i in d["inputs"]])
         else:
@@ -122,10 +126,12 @@ def _why_not(g: Graph, n: str) -> str | None:
 def quantize_graph(graph: Graph, calibration_inputs: Iterable[Mapping[str, np.ndarray]
                                                                | np.ndarray],
                    method: str = "kl", *, percentile: float = 99.99, qmax: int | None = None,
-                   executor: GraphExecutor | None = None) -> QuantizedGraph:
+                   executor: GraphExecutor | None = None, vta: bool = False) -> QuantizedGraph:
     """Quantize ``graph`` (not changed) calibrated on ``calibration_inputs`` (arrays for the
     first input, or feeds ``{input name: array}``). ``qmax``: largest activation code
-    (default: what the host's int8 path multiplies exactly, 127 on AVX2)."""
+    (default: what the host's int8 path multiplies exactly, 127 on AVX2). ``vta``:
+    power-of-two scales (7-bit activations, zero point 0 on non-negative tensors) so the
+    layers VTA can run may be placed on it (``place_on_vta``)."""
     if method not in METHODS:
         raise CompressError(f"unknown calibration method {method!r}; use one of {METHODS}")
     g = graph.copy()
@@ -171,15 +177,41 @@ def quantize_graph(graph: Graph, calibration_inputs: Iterable[Mapping[str, np.nd
         a = d["attrs"]
         w = g.value(d["inputs"][1]).astype(np.float32)
         b = g.value(d["inputs"][2]) if len(d["inputs"]) > 2 else None
-        y_range = ranges[y_name] if y_name in planned_inputs else None
+        # u8 output when a quantized layer reads it (or, for VTA, any conv + ReLU: VTA
+        # requantizes); else the int32 accumulator, dequantized per channel
+        wants_u8 = y_name in planned_inputs or (vta and relu and d["op"] == "conv2d")
+        y_range = ranges[y_name] if wants_u8 else None
         kind = "conv" if d["op"] == "conv2d" else "dense"
-        layer = quantize_layer(n, kind, w, b, ranges[x_name], y_range,
-                               stride=int(a.get("strides", (1, 1))[0]),
-                               pad=int(a.get("pads", (0,))[0]), relu=relu, qmax=qmax)
+        stride, pad = int(a.get("strides", (1, 1))[0]), int(a.get("pads", (0,))[0])
+        if vta:
+            layer = _pow2_layer(n, kind, w, b, ranges[x_name], y_range, stride, pad, relu)
+        else:
+            layer = quantize_layer(n, kind, w, b, ranges[x_name], y_range, stride=stride,
+                                   pad=pad, relu=relu, qmax=qmax)
         layer.attrs.update({"input": x_name, "output": y_name, "op": d["op"]})
         out.layers[n] = layer
     _rewrite(g, [(out.layers[p[0]], p[1], p[2], _view_source(g, p[1])) for p in plans])
     return out
+
+
+def _pow2_layer(name: str, kind: str, w: np.ndarray, b: np.ndarray | None, x_range: Range,
+                y_range: Range | None, stride: int, pad: int, relu: bool) -> QuantizedLayer:
+    """A layer with power-of-two activation scales: per-tensor power-of-two weights too
+    when VTA could run it (conv + ReLU, channels in blocks of 16), else per channel."""
+    if kind == "conv" and relu and y_range is not None and x_range.lo >= 0 and \
+            w.shape[0] % 16 == 0 and w.shape[1] % 16 == 0:
+        return quantize_layer_pow2(name, w, b, x_range, y_range, stride=stride, pad=pad)
+    layer = quantize_layer(name, kind, w, b, x_range, y_range, stride=stride, pad=pad,
+                           relu=relu, qmax=127)
+    layer.x = _pow2_qparams(x_range, layer.x)
+    layer.bias = quantize_bias(b, layer.x.scale, layer.w_scale)
+    if layer.y is not None:
+        layer.y = _pow2_qparams(Range(0.0, y_range.hi) if relu else y_range, layer.y)
+    return layer
+
+
+def _pow2_qparams(r: Range, default: QParams) -> QParams:
+    return QParams(pow2_scale(r.hi), 0, 127) if r.lo >= 0 else default
 
 
 def _view_source(g: Graph, x: str) -> tuple[str, list[str]]:
