@@ -192,6 +192,7 @@ def sqnr_chain(n_inputs: int) -> dict[str, float]:
 def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int) -> dict:
     """Whole ResNet-18: tiletune int8 (per calibration method) vs tiletune fp32 vs
     onnxruntime's QDQ int8 model; latency (ms) per thread count and SQNR (dB)."""
+    import logging
     import tempfile
     import time as _time
 
@@ -208,8 +209,6 @@ def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int)
     from tiletune.compress import quantize_graph
     from tiletune.compress.quantize import sqnr_db
     from tiletune.frontend.builder import resnet18
-
-    import logging
     logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
     model = resnet18(seed=0, image=image)
     g = frontend.from_onnx(model)
