@@ -222,7 +222,7 @@ def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int)
     ref = [fp32(x) for x in tests]
     out: dict = {"image": image, "calib_inputs": n_calib, "sqnr_inputs": n_sqnr,
                  "int8_path": int8dot.best_path(), "latency_ms": {}, "sqnr_db": {},
-                 "fp32_layers": None}
+                 "fp32_operators": None}
     int8 = {}
     for method in METHODS:
         t0 = _time.perf_counter()
@@ -232,7 +232,7 @@ def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int)
         print(f"{method}: quantize {t1 - t0:.1f} s, build {_time.perf_counter() - t1:.1f} s; "
               f"{len(qg.layers)} int8 layers, fp32: {[n for n, _ in qg.fp32][:3]}...",
               flush=True)
-        out["fp32_layers"] = len(qg.fp32)
+        out["fp32_operators"] = len(qg.fp32)
         sig = np.concatenate([r.ravel() for r in ref])
         got = np.concatenate([int8[method](x).ravel() for x in tests])
         out["sqnr_db"][method] = sqnr_db(sig, got)
