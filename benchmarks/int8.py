@@ -12,8 +12,14 @@ weights, u8 out). The first layer's 3 channels are padded to 4 for int8.
 SQNR: a chain of five 3x3 conv+ReLU layers, global average pooling and an fp32 classifier
 with random He-initialised weights, calibrated on 32 inputs by each method, run in int8
 by tiletune's kernels on ``--sqnr-inputs`` other inputs; SQNR of the logits against fp32.
-(The whole quantized ResNet-18 needs the graph IR; see the report.)
-Writes ``benchmarks/results/int8.json``.
+
+Whole network (``--network``): the built-in ResNet-18 (``frontend.builder.resnet18``, random
+weights, batch 1, ``--image`` pixels) imported and built by tiletune in fp32, quantized by
+``compress.quantize_graph`` per calibration method (``--calib`` inputs) and built with the
+int8 kernels, against onnxruntime on its own QDQ model of the same network
+(``quantize_static``, per-channel s8 weights, u8 activations, reduce_range) at each thread
+count; SQNR of the int8 logits against tiletune fp32 over ``--net-sqnr-inputs`` inputs.
+Writes ``benchmarks/results/int8.json`` (``int8_network.json`` with ``--network-only``).
 """
 from __future__ import annotations
 
@@ -183,13 +189,116 @@ def sqnr_chain(n_inputs: int) -> dict[str, float]:
     return out
 
 
+def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int) -> dict:
+    """Whole ResNet-18: tiletune int8 (per calibration method) vs tiletune fp32 vs
+    onnxruntime's QDQ int8 model; latency (ms) per thread count and SQNR (dB)."""
+    import logging
+    import tempfile
+    import time as _time
+
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from tiletune import frontend, graph
+    from tiletune.compress import quantize_graph
+    from tiletune.compress.quantize import sqnr_db
+    from tiletune.frontend.builder import resnet18
+    logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
+    model = resnet18(seed=0, image=image)
+    g = frontend.from_onnx(model)
+    rng = np.random.default_rng(5)
+    shape = (1, 3, image, image)
+    calib = [rng.standard_normal(shape).astype(np.float32) for _ in range(n_calib)]
+    tests = [rng.standard_normal(shape).astype(np.float32) for _ in range(n_sqnr)]
+    t0 = _time.perf_counter()
+    fp32 = graph.build(g)
+    print(f"fp32 build {_time.perf_counter() - t0:.1f} s", flush=True)
+    ref = [fp32(x) for x in tests]
+    out: dict = {"image": image, "calib_inputs": n_calib, "sqnr_inputs": n_sqnr,
+                 "int8_path": int8dot.best_path(), "latency_ms": {}, "sqnr_db": {},
+                 "fp32_operators": None}
+    int8 = {}
+    for method in METHODS:
+        t0 = _time.perf_counter()
+        qg = quantize_graph(g, calib, method=method)
+        t1 = _time.perf_counter()
+        int8[method] = graph.build(qg.graph)
+        print(f"{method}: quantize {t1 - t0:.1f} s, build {_time.perf_counter() - t1:.1f} s; "
+              f"{len(qg.layers)} int8 layers, fp32: {[n for n, _ in qg.fp32][:3]}...",
+              flush=True)
+        out["fp32_operators"] = len(qg.fp32)
+        sig = np.concatenate([r.ravel() for r in ref])
+        got = np.concatenate([int8[method](x).ravel() for x in tests])
+        out["sqnr_db"][method] = sqnr_db(sig, got)
+        print(f"SQNR {method} (ResNet-18 logits, {n_sqnr} inputs): "
+              f"{out['sqnr_db'][method]:.1f} dB", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
+        onnx.save(model, src)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter([{model.graph.input[0].name: x} for x in calib])
+
+            def get_next(self):
+                return next(self.it, None)
+
+        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        reduce_range=True)
+        qdq = onnx.load(dst)
+    x = tests[0]
+    best = max(out["sqnr_db"], key=out["sqnr_db"].get)
+    rows = []
+    for threads in threads_list:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(qdq.SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        t_ort = common.best_time(lambda: sess.run(None, {name: x}), repeat=3)
+        fp32.set_num_threads(threads)
+        t_fp32 = fp32.time(x, number=3, repeat=3)
+        m = int8[best]
+        m.set_num_threads(threads)
+        t_int8 = m.time(x, number=3, repeat=3)
+        out["latency_ms"][f"{threads}t"] = {"tt_int8": t_int8 * 1e3, "tt_fp32": t_fp32 * 1e3,
+                                            "ort_int8_qdq": t_ort * 1e3,
+                                            "int8_method": best}
+        rows.append([threads, f"{t_int8 * 1e3:.1f}", f"{t_fp32 * 1e3:.1f}",
+                     f"{t_ort * 1e3:.1f}", f"{t_fp32 / t_int8:.2f}", f"{t_ort / t_int8:.2f}"])
+    common.print_table(f"ResNet-18 ({image}x{image}) whole network, int8 ({best} calibration)"
+                       " (ms)", ["thr", "tt int8", "tt fp32", "ort int8 QDQ",
+                                 "fp32/int8", "ort/int8"], rows)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--layers", default="1-12", help="e.g. 1-12 or 2,6,9")
     p.add_argument("--sweep", type=int, default=4, help="random configs per template")
     p.add_argument("--sqnr-inputs", type=int, default=100)
+    p.add_argument("--network", action="store_true", help="also the whole ResNet-18")
+    p.add_argument("--network-only", action="store_true")
+    p.add_argument("--image", type=int, default=224)
+    p.add_argument("--calib", type=int, default=8, help="calibration inputs (network)")
+    p.add_argument("--net-sqnr-inputs", type=int, default=100)
     args = p.parse_args()
+    if args.network_only:
+        net = network_rows(args.threads, args.image, args.calib, args.net_sqnr_inputs)
+        common.RESULTS.mkdir(exist_ok=True)
+        path = common.RESULTS / "int8_network.json"
+        path.write_text(json.dumps(net, indent=1, default=str))
+        print(f"wrote {path}")
+        return
     sel = []
     for part in args.layers.split(","):
         lo, _, hi = part.partition("-")
@@ -211,10 +320,13 @@ def main() -> None:
     for k, v in summary.items():
         print(f"{k}: {v:.2f}")
     sqnr = sqnr_chain(args.sqnr_inputs) if args.sqnr_inputs else {}
+    net = network_rows(args.threads, args.image, args.calib, args.net_sqnr_inputs) \
+        if args.network else None
     common.RESULTS.mkdir(exist_ok=True)
     path = common.RESULTS / "int8.json"
     path.write_text(json.dumps({"int8_path": int8dot.best_path(), "layers": results,
-                               "summary": summary, "sqnr_db": sqnr}, indent=1, default=str))
+                               "summary": summary, "sqnr_db": sqnr, "network": net},
+                               indent=1, default=str))
     print(f"wrote {path}")
 
 

@@ -23,7 +23,7 @@ from tiletune.graph.ir import Graph
 
 SUPPORTED = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv",
              "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Mul",
-             "Relu", "Reshape", "Softmax", "Transpose")
+             "Relu", "Reshape", "Softmax", "Transpose", "QuantizeLinear", "DequantizeLinear")
 MIN_OPSET = 13
 
 
@@ -76,7 +76,13 @@ def from_onnx(model: Any, shapes: dict[str, tuple[int, ...]] | None = None,
     proto = _load(model)
     _check(proto, where)
     try:
-        return _Importer(proto, shapes or {}, where, name).run()
+        importer = _Importer(proto, shapes or {}, where, name)
+        g = importer.run()
+        if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
+            # a QDQ model: its quantized Conv/Gemm layers become int8 kernels
+            from tiletune.compress.quantize.qdq_graph import splice_qdq
+            splice_qdq(g, proto, importer.names)
+        return g
     except GraphError as e:
         if isinstance(e, FrontendError):
             raise
@@ -322,6 +328,52 @@ class _Importer:
 
     def _op_Identity(self, node, a):
         return self.emit(node, "identity", [self.arg(node, 0)])
+
+    def _qparams(self, node) -> tuple[np.ndarray, np.ndarray]:
+        scale = self.const(node, 1)
+        zp = self.const(node, 2) if self.arg(node, 2) is not None else np.zeros((), np.uint8)
+        if scale is None or zp is None:
+            raise self.fail(node, "scale and zero point must be constants")
+        return np.asarray(scale, np.float32), np.asarray(zp)
+
+    def _op_QuantizeLinear(self, node, a):
+        """An activation -> ``quantize`` (u8, per tensor); a constant is quantized here."""
+        from tiletune.graph import qops  # noqa: F401 - registers the quantized operators
+        scale, zp = self._qparams(node)
+        x = self.arg(node, 0)
+        v = self.g.value(x)
+        if zp.dtype != np.uint8 and v is None:
+            raise self.fail(node, f"activations quantize to uint8 only, not {zp.dtype}")
+        if v is not None:  # constants follow ONNX (round half to even) in their own dtype
+            info = np.iinfo(zp.dtype)
+            shape = [1] * v.ndim
+            if scale.size > 1:
+                shape[a.get("axis", 1)] = -1
+            q = np.rint(v / scale.reshape(shape)) + zp.astype(np.int64).reshape(shape)
+            return self.g.constant(node.output[0], np.clip(q, info.min, info.max)
+                                   .astype(zp.dtype))
+        if scale.size != 1:
+            raise self.fail(node, "activations need a per-tensor scale")
+        return self.emit(node, "quantize", [x], {
+            "scale": float(scale.ravel()[0]), "zero_point": int(zp.ravel()[0]), "qmax": 255})
+
+    def _op_DequantizeLinear(self, node, a):
+        """A constant (weights, bias) -> its float32 value; an activation -> ``dequantize``."""
+        from tiletune.graph import qops  # noqa: F401 - registers the quantized operators
+        scale, zp = self._qparams(node)
+        x = self.arg(node, 0)
+        v = self.g.value(x)
+        if v is not None:
+            shape = [1] * v.ndim
+            if scale.size > 1:
+                shape[a.get("axis", 1)] = -1
+            real = (v.astype(np.int64) - zp.astype(np.int64).reshape(shape)) \
+                * scale.reshape(shape)
+            return self.g.constant(node.output[0], real.astype(np.float32))
+        if scale.size != 1:
+            raise self.fail(node, "activations need a per-tensor scale")
+        s = self.g.constant(f"{node.output[0]}_scale", scale.reshape(()))
+        return self.emit(node, "dequantize", [x, s], {"zero_point": int(zp.ravel()[0])})
 
     def _op_Constant(self, node, a):
         if "value" in a:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tiletune.errors import GraphError
+from tiletune.graph import qops, sparse_ops, vta_ops  # noqa: F401  (register their ops)
 from tiletune.graph.ir import Graph
 from tiletune.graph.kernels import KernelSpec, lower_node
 from tiletune.graph.passes import PassContext, run_passes
@@ -68,9 +69,13 @@ def build_graph(graph: Graph, target: str = "llvm", records: Any = None, *,
             continue
         spec: KernelSpec = lower_node(g, n)
         if spec.key not in kernel_index:
-            s, tensors = spec.make()
             name = f"k{len(kernels)}_{d['op']}"
-            kernels.append(tt.build(s, tensors, target="llvm", name=name, opt_level=opt_level))
+            if spec.module is not None:  # e.g. sparse kernels, built as loop IR
+                kernels.append(spec.module(name))
+            else:
+                s, tensors = spec.make()
+                kernels.append(tt.build(s, tensors, target="llvm", name=name,
+                                        opt_level=opt_level))
             kernel_index[spec.key] = len(kernels) - 1
         plan = d.get("plan")
         if plan is not None and plan.template:

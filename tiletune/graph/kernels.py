@@ -30,10 +30,11 @@ class KernelSpec:
     """How to compile one node and what to pass it (output last, not listed in ``args``)."""
 
     key: str
-    make: Callable[[], tuple[Any, list[Any]]]
+    make: Callable[[], tuple[Any, list[Any]]] | None  # None when ``module`` builds it
     args: list[tuple[str, Any]] = field(default_factory=list)  # ("act", node) | ("const", arr)
     flop: int = 0
     task: tuple[str, tuple] | None = None  # (template, args) when the kernel is tunable
+    module: Callable[[str], Any] | None = None  # builds a loop-IR kernel (name) directly
 
 
 def to_physical(arr: np.ndarray, t: TensorType) -> np.ndarray:

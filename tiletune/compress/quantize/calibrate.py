@@ -11,7 +11,8 @@ KL's distributions. From it:
 * ``kl``: TensorRT's entropy calibration: for each candidate threshold ``i`` bins, the
   clipped reference distribution ``P`` (outliers folded into the last bin) and its
   quantization ``Q`` to ``levels`` bins (expanded back over P's non-empty bins); the
-  threshold minimises ``KL(P || Q)``.
+  threshold minimises ``KL(P || Q)``. With fewer non-zero samples than histogram bins
+  (e.g. a pooled classifier input seen on a few batches) P is no distribution: min/max.
 
 The range is then ``[max(min, -T), min(max, T)]`` (non-negative data keeps ``lo = 0``).
 """
@@ -92,6 +93,8 @@ class Observer:
         if method == "kl":
             if self.zeros == self.count:
                 return 0.0
+            if self.count - self.zeros < self.bins:  # too few samples for a distribution
+                return max(abs(self.lo), abs(self.hi))
             return kl_threshold(self.hist, levels) * self.bin_width
         raise CompressError(f"unknown calibration method {method!r}; use one of {METHODS}")
 
