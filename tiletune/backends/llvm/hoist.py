@@ -24,6 +24,7 @@ from tiletune.ir.expr import (
     Ramp,
     Select,
     Var,
+    canonical,
     field_names,
 )
 from tiletune.ir.stmt import For, Stmt
@@ -121,10 +122,11 @@ class HoistPlan:
             fv = _free(e, self._cache)
             if fv is not None:
                 lvl = self._level(fv)
+                key = canonical(e)
                 for i in range(lvl + 1, limit + 1):  # invariant in these loops: maximal there
                     seen = self._seen[i]
-                    if e not in seen:
-                        seen.add(e)
+                    if key not in seen:
+                        seen.add(key)
                         self._stack[i].append(e)
                 if lvl < limit:
                     limit = lvl

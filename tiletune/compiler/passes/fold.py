@@ -60,7 +60,22 @@ def fold_index(e: Expr) -> Expr:
 
 
 class FoldIndices(Rewriter):
-    """Fold the indices of every Load and Store (and Ramp bases)."""
+    """Fold the indices of every Load and Store (and Ramp bases).
+
+    The result of a node depends on that node only, so one instance remembers it: the copies
+    an unrolled loop makes share their unchanged subtrees, which are folded once."""
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[object, object]] = {}
+
+    def visit(self, n):  # type: ignore[override]
+        hit = self._memo.get(id(n))
+        if hit is not None and hit[0] is n:
+            return hit[1]
+        out = super().visit(n)
+        if n is not None:
+            self._memo[id(n)] = (n, out)
+        return out
 
     def visit_Load(self, e: Load) -> Expr:
         idx = tuple(self._index(i) for i in e.indices)
