@@ -1,7 +1,9 @@
 """Expression nodes: the whole grammar of scalar and vector expressions on one screen.
 
 Every node is an immutable dataclass. Two nodes are structurally equal when their types and
-fields are equal (``structural_equal``); ``Var`` and buffers compare by identity. Python
+fields are equal (``structural_equal``); ``Var`` and buffers compare by identity. Each node
+finds, once, its canonical node (``canonical``: the first live node of its structure, hash-
+consed); from then on hashing and structural equality are O(1) identity checks. Python
 operators build nodes: ``a + b``, ``a < b``, ``a == b`` ... ``a == b`` returns an ``EQ``
 comparison whose truth value is structural equality (so nodes work as dict keys); every other
 truth test of an expression raises ``DSLError`` (no silent ``and``/``or``/``if``).
@@ -23,6 +25,7 @@ truth test of an expression raises ``DSLError`` (no silent ``and``/``or``/``if``
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -80,12 +83,11 @@ class Expr(ExprOps):
     dtype: str
 
     def __hash__(self) -> int:
-        d = self.__dict__
-        h = d.get("_hash")
-        if h is None:
-            h = hash((type(self).__name__,) + tuple(_hashable(d[f]) for f in field_names(self)))
-            object.__setattr__(self, "_hash", h)
-        return h
+        return object.__hash__(canonical(self))
+
+    def __getstate__(self) -> dict:
+        # the canonical-node cache is per process (identity based): never pickle it
+        return {k: v for k, v in self.__dict__.items() if k != "_canon"}
 
     def __repr__(self) -> str:
         from tiletune.ir.printer import expr_str
@@ -104,8 +106,40 @@ def field_names(node: Any) -> tuple[str, ...]:
     return names
 
 
-def _hashable(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
+# structure key -> the live canonical node of that structure. A key holds the ids of its
+# children's canonical nodes, which the canonical node keeps alive (through its children), so
+# an id in a live key is never reused; the entry goes when its node does.
+_CANON: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_SELF = object()  # the ``_canon`` of a canonical node
+
+
+def _leaf_key(v: Any) -> Any:
+    if v is None or isinstance(v, (str, int)):
+        return (type(v), v)
+    if isinstance(v, float):
+        return (float, repr(v))  # NaN equals NaN; -0.0 stays apart from 0.0
+    if isinstance(v, Expr):
+        return id(canonical(v))
+    if isinstance(v, (tuple, list)):
+        return (tuple,) + tuple(_leaf_key(x) for x in v)
+    return ("id", id(v))  # Vars' IterVars, buffers, tensors: identity (the node keeps v alive)
+
+
+def canonical(e: Expr) -> Expr:
+    """The canonical node structurally equal to ``e`` (computed once per node, then cached)."""
+    d = e.__dict__
+    c = d.get("_canon")
+    if c is not None:
+        return e if c is _SELF else c
+    if isinstance(e, Var):
+        c = e
+    else:
+        key = (type(e),) + tuple(_leaf_key(d[f]) for f in field_names(e))
+        c = _CANON.get(key)
+        if c is None:
+            _CANON[key] = c = e
+    object.__setattr__(e, "_canon", _SELF if c is e else c)  # no self-reference cycle
+    return c
 
 
 def structural_equal(a: Any, b: Any) -> bool:
@@ -115,10 +149,7 @@ def structural_equal(a: Any, b: Any) -> bool:
     if isinstance(a, Expr) or isinstance(b, Expr):
         if type(a) is not type(b) or isinstance(a, Var):
             return False
-        if hash(a) != hash(b):
-            return False
-        da, db = a.__dict__, b.__dict__
-        return all(structural_equal(da[f], db[f]) for f in field_names(a))
+        return canonical(a) is canonical(b)
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(structural_equal(x, y) for x, y in zip(a, b))
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:

@@ -7,14 +7,53 @@ same object and ``new is old`` tells whether a pass did anything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields
 from typing import Any
 
 from tiletune.ir.expr import Expr, Var, field_names
 from tiletune.ir.stmt import Stmt
 
+_SCALAR_ANNOTATIONS = frozenset({"str", "int", "bool", "Buffer"})
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
-class Rewriter:
+
+def child_fields(n: Any) -> tuple[str, ...]:
+    """The fields of a node's class that can hold a child node (not the op names, dtypes,
+    lane counts and buffers that never do)."""
+    cls = type(n)
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = _CHILD_FIELDS[cls] = tuple(
+            f.name for f in fields(cls) if str(f.type) not in _SCALAR_ANNOTATIONS)
+    return names
+
+
+def rebuild(n: Any, changes: dict) -> Any:
+    """``dataclasses.replace`` for IR nodes (every field is an init field), without its
+    per-call field introspection."""
+    d = n.__dict__
+    return type(n)(*[changes[f] if f in changes else d[f] for f in field_names(n)])
+
+
+class _Dispatch:
+    """Per-class cache of ``visit_<Class>`` lookups (one dict per subclass)."""
+
+    _methods: dict
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls._methods = {}
+
+    def _method(self, node_cls: type) -> Callable | None:
+        methods = type(self)._methods
+        try:
+            return methods[node_cls]
+        except KeyError:
+            m = methods[node_cls] = getattr(type(self), "visit_" + node_cls.__name__, None)
+            return m
+
+
+class Rewriter(_Dispatch):
     """Rewrites expressions and statements bottom-up; override ``visit_<Class>``."""
 
     def __call__(self, n: Any) -> Any:
@@ -23,32 +62,38 @@ class Rewriter:
     def visit(self, n: Any) -> Any:
         if n is None:
             return None
-        meth = getattr(self, "visit_" + type(n).__name__, None)
+        meth = self._method(type(n))
         if meth is not None:
-            return meth(n)
+            return meth(self, n)
         return self.generic(n)
 
     def generic(self, n: Any) -> Any:
         if isinstance(n, tuple):
-            new = tuple(self.visit(x) if isinstance(x, (Expr, Stmt, tuple)) else x for x in n)
-            return n if all(a is b for a, b in zip(new, n)) else new
+            changed = False
+            new = []
+            for x in n:
+                y = self.visit(x) if isinstance(x, (Expr, Stmt, tuple)) else x
+                changed = changed or y is not x
+                new.append(y)
+            return tuple(new) if changed else n
         if not isinstance(n, (Expr, Stmt)) or isinstance(n, Var):
             return n
-        changes = {}
+        changes = None
         d = n.__dict__
-        for f in field_names(n):
+        for f in child_fields(n):
             v = d[f]
             if isinstance(v, (Expr, Stmt, tuple)):
                 nv = self.visit(v)
                 if nv is not v:
+                    if changes is None:
+                        changes = {}
                     changes[f] = nv
-        if not changes:
+        if changes is None:
             return n
-        out = replace(n, **changes)
-        return out
+        return rebuild(n, changes)
 
 
-class Visitor:
+class Visitor(_Dispatch):
     """Walks every node in pre-order; override ``visit_<Class>`` and call ``generic`` to recurse."""
 
     def __call__(self, n: Any) -> None:
@@ -57,9 +102,9 @@ class Visitor:
     def visit(self, n: Any) -> None:
         if n is None:
             return
-        meth = getattr(self, "visit_" + type(n).__name__, None)
+        meth = self._method(type(n))
         if meth is not None:
-            meth(n)
+            meth(self, n)
         else:
             self.generic(n)
 
@@ -72,7 +117,7 @@ class Visitor:
         if not isinstance(n, (Expr, Stmt)):
             return
         d = n.__dict__
-        for f in field_names(n):
+        for f in child_fields(n):
             v = d[f]
             if isinstance(v, (Expr, Stmt, tuple)):
                 self.visit(v)
@@ -92,24 +137,42 @@ def collect(n: Any, pred: Callable[[Any], bool]) -> list:
     return out
 
 
+_NO_VARS: frozenset = frozenset()
+
+
+def var_uids(n: Any) -> frozenset:
+    """Uids of every Var a rewriter reaches under ``n`` (cached on each node: the IR is
+    immutable, so a node's set never changes)."""
+    if isinstance(n, Var):
+        return frozenset((n.uid,))
+    if isinstance(n, tuple):
+        out = _NO_VARS
+        for x in n:
+            sub = var_uids(x)
+            if sub:
+                out = sub if not out else out | sub
+        return out
+    if not isinstance(n, (Expr, Stmt)):
+        return _NO_VARS
+    d = n.__dict__
+    out = d.get("_vars")
+    if out is not None:
+        return out
+    out = _NO_VARS
+    for f in child_fields(n):
+        v = d[f]
+        if isinstance(v, (Expr, Stmt, tuple)):
+            sub = var_uids(v)
+            if sub and sub is not out:
+                out = sub if not out else out | sub
+    object.__setattr__(n, "_vars", out)
+    return out
+
+
 def uses_var(n: Any, var: Var | set) -> bool:
     """Does ``n`` mention ``var`` (or any Var of a set)?"""
     targets = var if isinstance(var, (set, frozenset)) else {var}
-    uids = {v.uid for v in targets}
-    found = False
-
-    class _U(Visitor):
-        def visit_Var(self, v: Var) -> None:
-            nonlocal found
-            if v.uid in uids:
-                found = True
-
-        def visit(self, x: Any) -> None:
-            if not found:
-                super().visit(x)
-
-    _U().visit(n)
-    return found
+    return not var_uids(n).isdisjoint(v.uid for v in targets)
 
 
 def free_vars(n: Any) -> set:
@@ -121,6 +184,12 @@ class Substitute(Rewriter):
 
     def __init__(self, mapping: dict):
         self.mapping = {v.uid: e for v, e in mapping.items()}
+        self._keys = frozenset(self.mapping)
+
+    def visit(self, n: Any) -> Any:
+        if isinstance(n, (Expr, Stmt)) and self._keys.isdisjoint(var_uids(n)):
+            return n  # no variable to replace below: the very same subtree
+        return super().visit(n)
 
     def visit_Var(self, v: Var) -> Expr:
         return self.mapping.get(v.uid, v)

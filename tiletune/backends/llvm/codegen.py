@@ -31,7 +31,7 @@ from tiletune.backends.llvm.emit import (
     vec,
 )
 from tiletune.backends.llvm.exprs import ExprGen, split_ramp
-from tiletune.backends.llvm.hoist import invariant_exprs
+from tiletune.backends.llvm.hoist import HoistPlan
 from tiletune.backends.llvm.parallel import emit_parallel, gomp_available
 from tiletune.errors import BuildError
 from tiletune.ir import dtype as dt
@@ -67,6 +67,7 @@ class KernelContext:
     n_outlined: int = 0
     heap: bool = False  # the error global exists (a heap buffer or a bounds check)
     bounds_check: bool = False  # check every load and store at run time
+    free_vars: dict = field(default_factory=dict)  # hoisting's cache: id(expr) -> (expr, uids)
 
     @property
     def threads_symbol(self) -> str:
@@ -106,6 +107,7 @@ class StmtGen(ExprGen):
                  bufs: dict[int, str], in_parallel: bool = False) -> None:
         self.ctx, self.mod, self.fn = ctx, ctx.mod, fn
         self.vars, self.bufs, self.in_parallel = vars, bufs, in_parallel
+        self._plans: list[HoistPlan] = []  # the nests being emitted, outermost first
 
     def stmt(self, s: Stmt) -> None:
         if isinstance(s, Seq):
@@ -159,7 +161,13 @@ class StmtGen(ExprGen):
         """``for var in [start, end)``, rotated (body first, test at the bottom)."""
         fn = self.fn
         head, exit_ = fn.label("loop"), fn.label("exit")
-        for e in invariant_exprs(body, set(self.vars)):  # hoist into the preheader
+        hoisted = self._plans[-1].for_body(body) if self._plans else None
+        own_plan = hoisted is None
+        if own_plan:
+            plan = HoistPlan(var, body, set(self.vars), self.ctx.free_vars)
+            self._plans.append(plan)
+            hoisted = plan.for_body(body) or []
+        for e in hoisted:  # hoist into the preheader
             self.expr(e)
         pre = fn.block
         if maybe_empty:
@@ -181,6 +189,8 @@ class StmtGen(ExprGen):
         fn.body[slot] = f"  {i} = phi i64 [ {start}, %{pre} ], [ {nxt}, %{fn.block} ]"
         fn.emit(f"br i1 {done}, label %{exit_}, label %{head}")
         fn.start_block(exit_)
+        if own_plan:
+            self._plans.pop()
 
     # ------------------------------------------------------------------ memory
 

@@ -37,6 +37,7 @@ from tiletune.ir.expr import (
     Ramp,
     Select,
     Var,
+    canonical,
     const_value,
 )
 
@@ -55,24 +56,28 @@ def _bool_t(dtype: str) -> str:
 
 
 _PURE_TYPES = (Binary, Compare, Not, Select, Cast, Ramp, Broadcast)
-_PURITY: dict[int, tuple[object, bool]] = {}
+_PURE_FIELDS = ("a", "b", "cond", "base", "stride", "value")
 
 
 def _is_pure(e: Expr) -> bool:
-    """No Load or Call below: the value depends on variables only (safe to reuse)."""
-    hit = _PURITY.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1]
+    """No Load or Call below: the value depends on variables only (safe to reuse). Cached on
+    the node (the IR is immutable)."""
     if isinstance(e, (Const, Var)):
         return True
+    d = e.__dict__
+    out = d.get("_pure")
+    if out is not None:
+        return out
     if not isinstance(e, _PURE_TYPES):
         out = False
     else:
-        out = all(_is_pure(getattr(e, f)) for f in ("a", "b", "cond", "base", "stride", "value")
-                  if isinstance(getattr(e, f, None), Expr))
-    if len(_PURITY) > 200_000:
-        _PURITY.clear()
-    _PURITY[id(e)] = (e, out)
+        out = True
+        for f in _PURE_FIELDS:
+            v = d.get(f)
+            if isinstance(v, Expr) and not _is_pure(v):
+                out = False
+                break
+    object.__setattr__(e, "_pure", out)
     return out
 
 
@@ -119,14 +124,15 @@ class ExprGen:
                              "it should have been lowered before code generation")
         pure = type(e) in _PURE_TYPES and _is_pure(e)
         if pure:
-            v = self.fn.pure.get(e)
+            key = canonical(e)  # keyed by the canonical node: an identity hit, no __eq__
+            v = self.fn.pure.get(key)
             if v is not None:
                 self.fn.memo[id(e)] = (e, v)
                 return v
         v = meth(self, e)
         self.fn.memo[id(e)] = (e, v)
         if pure:
-            self.fn.remember(e, v)
+            self.fn.remember(key, v)
         return v
 
     def index(self, e: Expr) -> str:

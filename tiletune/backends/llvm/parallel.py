@@ -15,7 +15,6 @@ Chunks are static and contiguous. A parallel loop inside another one runs serial
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import warnings
 from typing import Any
@@ -24,7 +23,7 @@ import llvmlite.binding as llvm
 
 from tiletune.backends.llvm.emit import FunctionText, ll_type, param_decl, value_name
 from tiletune.backends.llvm.target import init
-from tiletune.ir.expr import Expr, Var, const_value
+from tiletune.ir.expr import Expr, Var, const_value, field_names
 from tiletune.ir.stmt import Buffer, For, Stmt
 from tiletune.runtime import threads
 
@@ -73,8 +72,11 @@ def free_symbols(s: For) -> tuple[list[Var], list[Buffer]]:
             bound.add(n.var.uid)
         elif type(n).__name__ == "Allocate":
             allocated.add(n.buffer.uid)
-        for f in dataclasses.fields(n):
-            visit(getattr(n, f.name))
+        d = n.__dict__
+        for f in field_names(n):
+            v = d[f]
+            if not isinstance(v, (str, int)):  # op names, dtypes, kinds, lanes
+                visit(v)
 
     visit(s.body)
     return ([v for u, v in vars_.items() if u not in bound],

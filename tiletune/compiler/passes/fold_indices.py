@@ -39,7 +39,22 @@ _COMPARE = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a
 class FoldIndices(Rewriter):
     """Fold the indices of every Load and Store (and Ramp bases), and the selects whose
     condition became a comparison of two constants (a select chain over an unrolled loop
-    variable keeps one branch per copy)."""
+    variable keeps one branch per copy).
+
+    The result of a node depends on that node only, so one instance remembers it: the copies
+    an unrolled loop makes share their unchanged subtrees, which are folded once."""
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[object, object]] = {}
+
+    def visit(self, n):  # type: ignore[override]
+        hit = self._memo.get(id(n))
+        if hit is not None and hit[0] is n:
+            return hit[1]
+        out = super().visit(n)
+        if n is not None:
+            self._memo[id(n)] = (n, out)
+        return out
 
     def visit_Select(self, e: Select) -> Expr:
         c = e.cond
