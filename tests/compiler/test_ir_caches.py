@@ -11,12 +11,12 @@ import pickle
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tiletune.compiler.passes.fold_indices import FoldIndices
 
 import tiletune as tt
 from tiletune.backends.llvm.codegen import generate
 from tiletune.backends.llvm.hoist import HoistPlan, _free
 from tiletune.compiler.lower import loop_nest, run_passes
+from tiletune.compiler.passes.fold_indices import FoldIndices
 from tiletune.compiler.passes.pipeline import pipeline
 from tiletune.ir.expr import (
     Binary,
