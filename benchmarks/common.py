@@ -85,12 +85,12 @@ def ort_conv(threads: int):
     except ImportError:
         return None
 
-    def make(data, weight, stride, pad):
+    def make(data, weight, stride, pad, group=1):
         K = weight.shape[0]
         OH = (data.shape[2] + 2 * pad - weight.shape[2]) // stride + 1
         OW = (data.shape[3] + 2 * pad - weight.shape[3]) // stride + 1
         node = helper.make_node("Conv", ["x", "w"], ["y"], strides=[stride, stride],
-                                pads=[pad] * 4)
+                                pads=[pad] * 4, group=group)
         graph = helper.make_graph(
             [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, data.shape)],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, K, OH, OW))],

@@ -36,32 +36,6 @@ GROUPED = [(128, 56, 1), (256, 56, 2), (256, 28, 1), (512, 28, 2), (512, 14, 1),
            (1024, 14, 2), (1024, 7, 1)]
 
 
-def ort_session(data: np.ndarray, weight: np.ndarray, stride: int, pad: int, group: int,
-                threads: int):
-    """ONNX Runtime's Conv with ``group`` (all graph optimisations on)."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-    K, _, R, S = weight.shape
-    OH = (data.shape[2] + 2 * pad - R) // stride + 1
-    OW = (data.shape[3] + 2 * pad - S) // stride + 1
-    node = helper.make_node("Conv", ["x", "w"], ["y"], strides=[stride, stride],
-                            pads=[pad] * 4, group=group)
-    graph = helper.make_graph(
-        [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, data.shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, K, OH, OW))],
-        initializer=[onnx.numpy_helper.from_array(weight, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
-    return lambda: sess.run(None, {"x": data})
-
-
 def torch_call(data: np.ndarray, weight: np.ndarray, stride: int, pad: int, group: int,
                threads: int):
     import torch
@@ -162,8 +136,8 @@ def main() -> None:
                 t_best = best_t if threads == 1 else common.best_time(
                     case.kernel(best_cfg, threads), repeat=3, min_time=0.02)
                 t_best = min(t_best, t_def)
-                t_ort = common.best_time(ort_session(case.data, case.weight, case.stride,
-                                                     case.pad, case.group, threads))
+                t_ort = common.best_time(common.ort_conv(threads)(
+                    case.data, case.weight, case.stride, case.pad, case.group))
                 t_torch = common.best_time(torch_call(case.data, case.weight, case.stride,
                                                       case.pad, case.group, threads))
                 gf = lambda t: case.flop / t / 1e9  # noqa: E731

@@ -13,14 +13,13 @@ import numpy as np
 
 from tiletune.backends.llvm.codegen import KernelIR
 from tiletune.backends.llvm.cpu_target import CpuTarget
-from tiletune.backends.llvm.jit import optimized
+from tiletune.backends.llvm.jit import KernelSources, optimized
 from tiletune.backends.llvm.target import host
-from tiletune.errors import BuildError, TileTuneError
+from tiletune.errors import BuildError
 from tiletune.runtime.code import PythonCode
-from tiletune.runtime.info import KernelInfo
 
 
-class CrossCode(PythonCode):
+class CrossCode(KernelSources, PythonCode):
     """Ahead-of-time code for another CPU (never executed in this process)."""
 
     def __init__(self, kernel: KernelIR, opt_level: int, codegen_opt: int,
@@ -37,25 +36,3 @@ class CrossCode(PythonCode):
             f"{', '.join(self.missing)}, which this CPU ({host()[1]}) lacks: it cannot run "
             "here. Export it (f.export_library('k.so')) and load it on such a machine, or "
             "build with target='llvm' to run it here")
-
-    def source(self, fmt: str) -> str:
-        from tiletune.backends.llvm import export
-
-        if fmt == "ll":
-            return self.kernel.text
-        if fmt == "ll-opt":
-            return optimized(self.kernel.text, self.opt_level, self.codegen_opt, str,
-                             self.cpu_target)
-        if fmt == "asm":
-            return export.assembly(self.kernel.text, self.opt_level, self.codegen_opt,
-                                   self.cpu_target)
-        if fmt == "ir" and self._ir_text is not None:
-            return self._ir_text()
-        raise TileTuneError(f"unknown source format {fmt!r}: use 'ir', 'll', 'll-opt' or 'asm'")
-
-    def export(self, path: str, info: KernelInfo) -> None:
-        from tiletune.backends.llvm import export
-
-        export.export(path, self.kernel, info, self.opt_level, self.codegen_opt,
-                      self._ir_text() if self._ir_text and not info.ir else info.ir,
-                      self.cpu_target)

@@ -133,7 +133,40 @@ def optimized(text: str, opt_level: int, codegen_opt: int,
         ctx.close()
 
 
-class JitCode(LoadedCode):
+class KernelSources:
+    """``source``/``export`` of a compiled kernel from its LLVM text (JIT or cross-compiled
+    code): needs ``kernel``, ``opt_level``, ``codegen_opt``, ``cpu_target``, ``_ir_text``."""
+
+    kernel: KernelIR
+    opt_level: int
+    codegen_opt: int
+    cpu_target: CpuTarget | None
+    _ir_text: Callable[[], str] | None
+
+    def source(self, fmt: str) -> str:
+        from tiletune.backends.llvm import export
+
+        if fmt == "ll":
+            return self.kernel.text
+        if fmt == "ll-opt":
+            return optimized(self.kernel.text, self.opt_level, self.codegen_opt, str,
+                             self.cpu_target)
+        if fmt == "asm":
+            return export.assembly(self.kernel.text, self.opt_level, self.codegen_opt,
+                                   self.cpu_target)
+        if fmt == "ir" and self._ir_text is not None:
+            return self._ir_text()
+        raise TileTuneError(f"unknown source format {fmt!r}: use 'ir', 'll', 'll-opt' or 'asm'")
+
+    def export(self, path: str, info: KernelInfo) -> None:
+        from tiletune.backends.llvm import export
+
+        export.export(path, self.kernel, info, self.opt_level, self.codegen_opt,
+                      self._ir_text() if self._ir_text and not info.ir else info.ir,
+                      self.cpu_target)
+
+
+class JitCode(KernelSources, LoadedCode):
     """A kernel compiled in-process by MCJIT. Owns its engine; ``close()`` frees it."""
 
     def __init__(self, kernel: KernelIR, opt_level: int = 3, codegen_opt: int = 3,
@@ -162,28 +195,6 @@ class JitCode(LoadedCode):
         if not addr:
             raise TileTuneError(f"the JIT module has no symbol {symbol!r}")
         return addr
-
-    def source(self, fmt: str) -> str:
-        from tiletune.backends.llvm import export
-
-        if fmt == "ll":
-            return self.kernel.text
-        if fmt == "ll-opt":
-            return optimized(self.kernel.text, self.opt_level, self.codegen_opt, str,
-                             self.cpu_target)
-        if fmt == "asm":
-            return export.assembly(self.kernel.text, self.opt_level, self.codegen_opt,
-                                   self.cpu_target)
-        if fmt == "ir" and self._ir_text is not None:
-            return self._ir_text()
-        raise TileTuneError(f"unknown source format {fmt!r}: use 'ir', 'll', 'll-opt' or 'asm'")
-
-    def export(self, path: str, info: KernelInfo) -> None:
-        from tiletune.backends.llvm import export
-
-        export.export(path, self.kernel, info, self.opt_level, self.codegen_opt,
-                      self._ir_text() if self._ir_text and not info.ir else info.ir,
-                      self.cpu_target)
 
     def close(self) -> None:
         engine, self._engine = self._engine, None
