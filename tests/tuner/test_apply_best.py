@@ -120,3 +120,17 @@ def test_user_template_tasks_use_the_best_record(tmp_path):
     c = np.empty((16, 12), "float32")
     f(a, b, c)
     np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_nchw_records_do_not_reach_the_nchwc_build(tmp_path):
+    """conv2d_nchw and conv2d_nchwc share the workload class: a faster NCHW record must not
+    be handed to ``conv2d.build`` (it would get a config of another template)."""
+    w = conv2d.Conv2dWorkload(*CONV)
+    nchwc, nchw = Task("conv2d", CONV), Task("conv2d_nchw", CONV)
+    from tiletune.schedules import conv2d_nchw
+    path = tmp_path / "both.jsonl"
+    _write(path, nchwc, [(conv2d.default_config(w), 2e-3)])
+    _write(path, nchw, [(conv2d_nchw.default_config(w), 1e-3)])
+    with apply_history_best(path) as ctx:
+        assert dispatch.query(w.key(), w) == conv2d.default_config(w)
+        assert ctx.best_cost(nchw.workload_key) == 1e-3

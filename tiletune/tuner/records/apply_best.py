@@ -105,7 +105,12 @@ class ApplyHistoryBest:
         except TypeError as e:
             self.rejected[key] = f"bad workload arguments: {e}"
             return
-        keys = [key, w.key()] if target == "llvm" else [key]
+        # the schedules look up ``w.key()``: only the template that owns that workload
+        # class answers it (conv2d_nchw shares Conv2dWorkload with conv2d_nchwc, whose
+        # build would otherwise be handed an NCHW config)
+        from ..targets.llvm import template_of
+        owns = target == "llvm" and template_of(w) == name
+        keys = [key, w.key()] if owns else [key]
         problem = ""
         for rec in ranked:
             problem = _fit_problem(module, w, rec["config"])
