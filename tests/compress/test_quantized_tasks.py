@@ -87,3 +87,41 @@ def test_tuner_measures_an_int8_graph_task(qgraph, tmp_path):
     assert m.meta["tuned_kernels"] == 1
     x = _inputs((1, 8, 8, 8), 1, 3)[0]
     np.testing.assert_array_equal(m(x), run_reference(qgraph, x)[0])
+
+
+def test_cli_tunes_compiles_and_runs_a_quantized_model(tmp_path, capsys):
+    """``tune --model m.onnx --quantize`` tunes the int8 tasks; ``compile --model
+    --quantize --records`` builds with them; the .tt runs; calibration from a .npy set."""
+    import onnx
+
+    from tests.graph.helpers import residual_model
+    from tiletune.cli import main
+    from tiletune.graph import load
+
+    src, rec, out = tmp_path / "m.onnx", tmp_path / "r.jsonl", tmp_path / "m.tt"
+    onnx.save(residual_model(c=8, seed=9), src)
+    calib = np.random.default_rng(0).standard_normal((3, 1, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", calib)
+    code = main(["tune", "--model", str(src), "--quantize", "percentile", "--calibration",
+                 str(tmp_path / "calib.npy"), "--trials", "6", "--tuner", "random",
+                 "--records", str(rec), "--jobs", "1", "--number", "1", "--repeat", "1",
+                 "--no-evaluate", "--quiet"])
+    assert code == 0
+    keys = {json.loads(x)["workload"] for x in rec.read_text().splitlines()}
+    assert keys and all(k.startswith(("int8_conv2d(", "int8_dense(")) for k in keys), keys
+    capsys.readouterr()
+    assert main(["compile", "--model", str(src), "--quantize", "percentile", "--calibration",
+                 str(tmp_path / "calib.npy"), "--records", str(rec), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "layers int8" in err and " 0 tuned" not in err
+    m = load(str(out))
+    assert m.meta["tuned_kernels"] >= 1
+    x = np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    assert m(x).shape == (1, 10)
+    assert main(["compile", "--model", str(src), "--calibration", "c.npy", "-o",
+                 str(out)]) == 2
+    assert "--calibration goes with --quantize" in capsys.readouterr().err
+    np.save(tmp_path / "bad.npy", calib[:, 0, :2])
+    assert main(["compile", "--model", str(src), "--quantize", "kl", "--calibration",
+                 str(tmp_path / "bad.npy"), "-o", str(out)]) == 2
+    assert "expected (n, 1, 3, 8, 8)" in capsys.readouterr().err

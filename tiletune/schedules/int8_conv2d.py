@@ -38,6 +38,9 @@ from tiletune.schedules.int8_requant import Requant, requantize_numpy
 from tiletune.schedules.machine import divisors, host_machine
 
 OUT_DTYPES = ("uint8", "int32")
+#: Multiply-adds x 2 below which the default runs a layer serially: a parallel region
+#: costs ~1 us idle but far more when the cores are shared, and such a layer takes ~20 us.
+PARALLEL_MIN_FLOP = 1 << 21
 PARALLEL_CHOICES = ("occ", "n_occ", "n_occ_oh", "none")
 
 
@@ -124,7 +127,8 @@ def is_valid(w: Int8Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
 
 def default_config(w: Int8Conv2dWorkload) -> dict[str, Any]:
     """The register tile (output channels x width) with the most useful accumulators: width
-    tiles that leave a remainder count only their useful fraction; a 32-channel input block."""
+    tiles that leave a remainder count only their useful fraction; a 32-channel input block;
+    serial below ``PARALLEL_MIN_FLOP``."""
     n = lanes()
     sp = space(w)
     oc_choices = [d for d in sp["oc_bn"] if d % n == 0 and d <= 2 * n] or [max(sp["oc_bn"])]
@@ -138,7 +142,7 @@ def default_config(w: Int8Conv2dWorkload) -> dict[str, Any]:
              if is_valid(w, {"reg_n": r, "oc_bn": oc})]
     oc_bn, reg_n = max(tiles, key=lambda t: (useful(*t), t[0])) if tiles else (min(oc_choices), 1)
     return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
-            "parallel": "n_occ_oh"}
+            "parallel": "n_occ_oh" if w.flop >= PARALLEL_MIN_FLOP else "none"}
 
 
 def _check(w: Int8Conv2dWorkload, cfg: Mapping[str, Any]) -> None:

@@ -84,7 +84,9 @@ def default_config(w: Int8DenseWorkload) -> dict[str, Any]:
     sp = space(w)
     nr = max(x for x in sp["nr"] if x <= 2 * host_machine().vector_lanes)
     mr = max(m for m in sp["mr"] if is_valid(w, {"mr": m, "nr": nr}))
-    return {"mr": mr, "nr": nr, "unroll_k": max(sp["unroll_k"]), "parallel": True}
+    from tiletune.schedules.int8_conv2d import PARALLEL_MIN_FLOP
+    return {"mr": mr, "nr": nr, "unroll_k": max(sp["unroll_k"]),
+            "parallel": w.flop >= PARALLEL_MIN_FLOP}
 
 
 def compute(w: Int8DenseWorkload, cfg: Mapping[str, Any], rq: Requant | None = None):
