@@ -71,7 +71,7 @@ def test_exact_paths_take_full_u8_and_saturating_paths_reject_it():
 
 
 @pytest.mark.parametrize("path,want", [("vnni", "vpdpbusd"), ("avx512bw", "vpmaddubsw"),
-                                       ("avx2", "vpmaddubsw")])
+                                       ("avx2", "vpmaddubsw"), ("avx2_s16", "vpmaddwd")])
 def test_each_path_emits_its_instructions(path, want):
     """Paths this host cannot execute are compiled for a CPU that has them (never run)."""
     w = ic.Int8Conv2dWorkload(1, 16, 6, 6, 16, 3, 3, 1, 1, path=path)
@@ -81,6 +81,8 @@ def test_each_path_emits_its_instructions(path, want):
     assert want in asm
     if path != "vnni":
         assert "vpmaddwd" in asm and "vpdpbusd" not in asm
+    if path == "avx2_s16":
+        assert "vpmaddubsw" not in asm
 
 
 def test_512_bit_vnni_form():
@@ -111,6 +113,9 @@ def test_unsupported_path_is_a_clear_error():
 
 def test_best_path_from_features():
     f = int8dot.feature_set
+    assert int8dot.exact_path(f("+avx2,-avx512f")) == "avx2_s16"
+    assert int8dot.exact_path(f("+avx2,+avx512bw,+avx512vnni")) == "vnni"
+    assert int8dot.exact_path(f("+sse4.2")) == "generic"
     assert int8dot.best_path(f("+avx2,+avx512bw,+avx512vnni")) == "vnni"
     assert int8dot.best_path(f("+avx2,+avxvnni")) == "vnni"
     assert int8dot.best_path(f("+avx2,+avx512f,+avx512bw")) == "avx512bw"

@@ -153,6 +153,7 @@ def test_full_range_activations_take_an_exact_path():
     layer = QuantizedLayer("c", "conv", w8, np.ones(4),
                            np.zeros(4, np.int32), QParams(0.1, 3, 255), None)
     assert int8dot.activation_max(layer.path(), 128) == 255
+    assert layer.path() == int8dot.exact_path()
     w7 = np.full((4, 4, 1, 1), -64, np.int8)
     layer_rr = QuantizedLayer("c", "conv", w7, np.ones(4),
                               np.zeros(4, np.int32), QParams(0.1, 3, 255), None)

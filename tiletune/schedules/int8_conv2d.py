@@ -120,7 +120,7 @@ def vectors_per_block(oc_bn: int) -> int:
 
 def is_valid(w: Int8Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
     """reg_n x (oc_bn / lanes) accumulators plus the dot product's temporaries must fit."""
-    temps = 2 if w.resolved_path in ("avx2", "avx512bw") else 0
+    temps = {"avx2": 2, "avx512bw": 2, "avx2_s16": 4}.get(w.resolved_path, 0)
     return (cfg["reg_n"] * vectors_per_block(cfg["oc_bn"]) + temps
             <= host_machine().accumulator_budget)
 

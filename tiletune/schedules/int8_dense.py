@@ -76,7 +76,7 @@ def space(w: Int8DenseWorkload) -> dict[str, list[Any]]:
 
 def is_valid(w: Int8DenseWorkload, cfg: Mapping[str, Any]) -> bool:
     n = host_machine().vector_lanes
-    temps = 2 if w.resolved_path in ("avx2", "avx512bw") else 0
+    temps = {"avx2": 2, "avx512bw": 2, "avx2_s16": 4}.get(w.resolved_path, 0)
     return cfg["mr"] * -(-cfg["nr"] // n) + temps <= host_machine().accumulator_budget
 
 

@@ -67,10 +67,11 @@ class QuantizedLayer:
 
     def path(self) -> str:
         """The host's fastest int8 path if it multiplies this layer exactly (the vpmaddubsw
-        paths need 7-bit weights or 7-bit activations), else the exact generic path."""
+        paths need 7-bit weights or 7-bit activations), else the fastest exact one (the
+        int16 ``avx2_s16`` path on AVX2)."""
         best = int8dot.best_path()
         amax = int8dot.activation_max(best, int8dot.weight_abs(self.weight))
-        return best if self.x.qmax <= amax else "generic"
+        return best if self.x.qmax <= amax else int8dot.exact_path()
 
     def build(self, input_shape: tuple[int, ...], path: str | None = None,
               cfg: dict[str, Any] | None = None) -> Any:
