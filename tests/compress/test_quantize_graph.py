@@ -93,7 +93,7 @@ def test_weight_bits_pick_an_exact_path(weight_bits):
         assert layer.x.qmax == 255
         assert np.abs(layer.weight.astype(int)).max() <= 2 ** (bits - 1) - 1
         exact = int8dot.activation_max(best, 2 ** (bits - 1) - 1) == 255
-        assert layer.path() == (best if exact else "generic")
+        assert layer.path() == (best if exact else int8dot.exact_path())
     m = graph.build(qg.graph)
     x = _inputs((1, 8, 8, 8), 1, seed=4)[0]
     np.testing.assert_array_equal(m(x), run_reference(qg.graph, x)[0])
