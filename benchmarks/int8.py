@@ -18,7 +18,11 @@ weights, batch 1, ``--image`` pixels) imported and built by tiletune in fp32, qu
 ``compress.quantize_graph`` per calibration method (``--calib`` inputs) and built with the
 int8 kernels, against onnxruntime on its own QDQ model of the same network
 (``quantize_static``, per-channel s8 weights, u8 activations, reduce_range) at each thread
-count; SQNR of the int8 logits against tiletune fp32 over ``--net-sqnr-inputs`` inputs.
+count, the three runtimes taking turns (interleaved rounds, best of each); SQNR of the int8
+logits against tiletune fp32 over ``--net-sqnr-inputs`` inputs, per method, and on an
+AVX2 / AVX-512BW host also for 7-bit activations x 8-bit weights (the alternative to the
+default u8 activations x 7-bit weights). ``--records`` applies tuning records (e.g. of
+``tiletune tune --model resnet18 [--quantize kl]``) to both tiletune builds.
 Writes ``benchmarks/results/int8.json`` (``int8_network.json`` with ``--network-only``).
 """
 from __future__ import annotations
@@ -63,7 +67,7 @@ def int8_configs(w: ic.Int8Conv2dWorkload, n: int, seed: int) -> list[dict]:
 
 
 def time_int8(w: ic.Int8Conv2dWorkload, cfg: dict, x, wt, b, mult, threads: int) -> float:
-    rq = Requant(24, 0, 0, int8dot.activation_max(w.resolved_path))
+    rq = Requant(24, 0, 0, 255)
     layer = ic.Int8Conv2d(w, wt, b, mult, rq=rq, cfg=cfg)
     layer.kernel.set_num_threads(threads)
     out = layer(x)
@@ -107,7 +111,9 @@ def ort_qlinearconv(threads: int, x, wt, w_scale, stride: int, pad: int):
 
 def layer_rows(sel: list[int], threads: int, sweep: int, results: list, rows: list) -> None:
     rng = np.random.default_rng(0)
-    amax = int8dot.activation_max(int8dot.best_path())
+    path = int8dot.best_path()
+    wmax = 2 ** (int8dot.weight_bits(path) - 1) - 1  # 63 on a vpmaddubsw path: u8 exact
+    amax = int8dot.activation_max(path, wmax)
     for li in sel:
         C, H, W, K, R, S, stride, pad = LAYERS[li - 1]
         wf = conv2d.Conv2dWorkload(1, C, H, W, K, R, S, stride, pad)
@@ -116,7 +122,7 @@ def layer_rows(sel: list[int], threads: int, sweep: int, results: list, rows: li
         t32 = [time_config(wf, c, data, weight, threads) for c in sweep_configs(wf, sweep, li)]
         C4 = -(-C // 4) * 4
         x = rng.integers(0, amax + 1, (1, C4, H, W)).astype(np.uint8)
-        wt = rng.integers(-127, 128, (K, C4, R, S)).astype(np.int8)
+        wt = rng.integers(-wmax, wmax + 1, (K, C4, R, S)).astype(np.int8)
         if C4 != C:
             x[:, C:] = 0
             wt[:, C:] = 0
@@ -189,9 +195,28 @@ def sqnr_chain(n_inputs: int) -> dict[str, float]:
     return out
 
 
-def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int) -> dict:
+def interleaved(fns: dict[str, object], rounds: int, number: int) -> dict[str, float]:
+    """Best mean seconds of each ``fn()`` over ``rounds`` rounds of ``number`` calls, the
+    runtimes taking turns in every round (so a burst of load on the shared cores hits them
+    alike, and a ratio is measured under the same conditions)."""
+    import time as _time
+    for fn in fns.values():
+        fn()  # warm-up (and the thread pools started)
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = _time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[k] = min(best[k], (_time.perf_counter() - t0) / number)
+    return best
+
+
+def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int,
+                 records: str | None = None, rounds: int = 7) -> dict:
     """Whole ResNet-18: tiletune int8 (per calibration method) vs tiletune fp32 vs
-    onnxruntime's QDQ int8 model; latency (ms) per thread count and SQNR (dB)."""
+    onnxruntime's QDQ int8 model; latency (ms) per thread count, the three interleaved,
+    and SQNR (dB). ``records``: tuning records applied to both tiletune builds."""
     import logging
     import tempfile
     import time as _time
@@ -217,27 +242,36 @@ def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int)
     calib = [rng.standard_normal(shape).astype(np.float32) for _ in range(n_calib)]
     tests = [rng.standard_normal(shape).astype(np.float32) for _ in range(n_sqnr)]
     t0 = _time.perf_counter()
-    fp32 = graph.build(g)
+    fp32 = graph.build(g, records=records)
     print(f"fp32 build {_time.perf_counter() - t0:.1f} s", flush=True)
     ref = [fp32(x) for x in tests]
+    path = int8dot.best_path()
     out: dict = {"image": image, "calib_inputs": n_calib, "sqnr_inputs": n_sqnr,
-                 "int8_path": int8dot.best_path(), "latency_ms": {}, "sqnr_db": {},
-                 "fp32_operators": None}
+                 "int8_path": path, "weight_bits": int8dot.weight_bits(path),
+                 "records": records, "latency_ms": {}, "sqnr_db": {}, "fp32_operators": None}
     int8 = {}
-    for method in METHODS:
+    # the default (u8 activations, 7-bit weights on a vpmaddubsw path) per method, and on
+    # such a path the alternative it replaced: 7-bit activations x 8-bit weights (KL)
+    modes = [(m, m, {}) for m in METHODS]
+    if int8dot.weight_bits(path) == 7:
+        modes.append(("kl, 7-bit activations x 8-bit weights", "kl",
+                      {"qmax": 127, "weight_bits": 8}))
+    for label, method, extra in modes:
         t0 = _time.perf_counter()
-        qg = quantize_graph(g, calib, method=method)
+        qg = quantize_graph(g, calib, method=method, **extra)
         t1 = _time.perf_counter()
-        int8[method] = graph.build(qg.graph)
-        print(f"{method}: quantize {t1 - t0:.1f} s, build {_time.perf_counter() - t1:.1f} s; "
-              f"{len(qg.layers)} int8 layers, fp32: {[n for n, _ in qg.fp32][:3]}...",
+        int8[label] = graph.build(qg.graph, records=records)
+        paths = sorted({layer.path() for layer in qg.layers.values()})
+        print(f"{label}: quantize {t1 - t0:.1f} s, build {_time.perf_counter() - t1:.1f} s; "
+              f"{len(qg.layers)} int8 layers on {paths}, {len(qg.fp32)} fp32 operators",
               flush=True)
-        out["fp32_operators"] = len(qg.fp32)
+        if not extra:
+            out["fp32_operators"] = len(qg.fp32)
         sig = np.concatenate([r.ravel() for r in ref])
-        got = np.concatenate([int8[method](x).ravel() for x in tests])
-        out["sqnr_db"][method] = sqnr_db(sig, got)
-        print(f"SQNR {method} (ResNet-18 logits, {n_sqnr} inputs): "
-              f"{out['sqnr_db'][method]:.1f} dB", flush=True)
+        got = np.concatenate([int8[label](x).ravel() for x in tests])
+        out["sqnr_db"][label] = sqnr_db(sig, got)
+        print(f"SQNR {label} (ResNet-18 logits, {n_sqnr} inputs): "
+              f"{out['sqnr_db'][label]:.1f} dB", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
         onnx.save(model, src)
@@ -254,7 +288,7 @@ def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int)
                         reduce_range=True)
         qdq = onnx.load(dst)
     x = tests[0]
-    best = max(out["sqnr_db"], key=out["sqnr_db"].get)
+    best = max(METHODS, key=out["sqnr_db"].get)
     rows = []
     for threads in threads_list:
         opts = ort.SessionOptions()
@@ -263,15 +297,17 @@ def network_rows(threads_list: list[int], image: int, n_calib: int, n_sqnr: int)
         sess = ort.InferenceSession(qdq.SerializeToString(), opts,
                                     providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
-        t_ort = common.best_time(lambda: sess.run(None, {name: x}), repeat=3)
-        fp32.set_num_threads(threads)
-        t_fp32 = fp32.time(x, number=3, repeat=3)
         m = int8[best]
+        fp32.set_num_threads(threads)
         m.set_num_threads(threads)
-        t_int8 = m.time(x, number=3, repeat=3)
+        t = interleaved({"ort": lambda: sess.run(None, {name: x}),  # noqa: B023
+                         "fp32": lambda: fp32(x), "int8": lambda: m(x)},  # noqa: B023
+                        rounds, 3)
+        t_ort, t_fp32, t_int8 = t["ort"], t["fp32"], t["int8"]
         out["latency_ms"][f"{threads}t"] = {"tt_int8": t_int8 * 1e3, "tt_fp32": t_fp32 * 1e3,
                                             "ort_int8_qdq": t_ort * 1e3,
-                                            "int8_method": best}
+                                            "int8_method": best,
+                                            "interleaved_rounds": rounds}
         rows.append([threads, f"{t_int8 * 1e3:.1f}", f"{t_fp32 * 1e3:.1f}",
                      f"{t_ort * 1e3:.1f}", f"{t_fp32 / t_int8:.2f}", f"{t_ort / t_int8:.2f}"])
     common.print_table(f"ResNet-18 ({image}x{image}) whole network, int8 ({best} calibration)"
@@ -291,9 +327,12 @@ def main() -> None:
     p.add_argument("--image", type=int, default=224)
     p.add_argument("--calib", type=int, default=8, help="calibration inputs (network)")
     p.add_argument("--net-sqnr-inputs", type=int, default=100)
+    p.add_argument("--records", default=None,
+                   help="tuning records for the whole-network builds (fp32 and int8)")
     args = p.parse_args()
     if args.network_only:
-        net = network_rows(args.threads, args.image, args.calib, args.net_sqnr_inputs)
+        net = network_rows(args.threads, args.image, args.calib, args.net_sqnr_inputs,
+                           args.records)
         common.RESULTS.mkdir(exist_ok=True)
         path = common.RESULTS / "int8_network.json"
         path.write_text(json.dumps(net, indent=1, default=str))
@@ -320,8 +359,8 @@ def main() -> None:
     for k, v in summary.items():
         print(f"{k}: {v:.2f}")
     sqnr = sqnr_chain(args.sqnr_inputs) if args.sqnr_inputs else {}
-    net = network_rows(args.threads, args.image, args.calib, args.net_sqnr_inputs) \
-        if args.network else None
+    net = network_rows(args.threads, args.image, args.calib, args.net_sqnr_inputs,
+                       args.records) if args.network else None
     common.RESULTS.mkdir(exist_ok=True)
     path = common.RESULTS / "int8.json"
     path.write_text(json.dumps({"int8_path": int8dot.best_path(), "layers": results,

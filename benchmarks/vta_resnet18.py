@@ -14,6 +14,19 @@ threads, and the best 1-thread config against the best 2-thread config (each tun
 own). The first layer (3 input channels) does not fit VTA's 16-channel blocks and stays on
 the CPU.
 Writes ``benchmarks/results/vta_resnet18.json``.
+
+Whole network (``--network``): the built-in ResNet-18 (``frontend.builder.resnet18``,
+random weights, batch 1, ``--image`` pixels) quantized with power-of-two scales
+(``quantize_graph(..., vta=True)``, ``--calib`` random inputs) and placed by
+``place_on_vta``: every conv + ReLU with 16-channel blocks runs on the VTA simulator; the
+first conv (a signed image input), the convs that feed a residual add (their int32
+accumulator is dequantized for the fp32 add; VTA stores only 8-bit outputs), pooling, the
+adds and the classifier run on the CPU. The output is checked bit for bit against the
+NumPy integer reference (``run_reference``) on ``--inputs`` inputs, and a per-layer table
+gives the simulated VTA time (cycles at 100 MHz) and the measured CPU time (1 thread),
+with their sums. Writes ``benchmarks/results/vta_resnet18_network.json``.
+
+    python benchmarks/vta_resnet18.py --network [--image 224] [--inputs 2]
 """
 from __future__ import annotations
 
@@ -113,13 +126,66 @@ def _all_configs(space: dict) -> list[dict]:
     return [dict(zip(keys, vals)) for vals in itertools.product(*space.values())]
 
 
+def network(image: int, n_inputs: int, calib: int, seed: int) -> None:
+    """ResNet-18 end to end on VTA + CPU, bit-exact, with the per-layer time report."""
+    import numpy as np
+
+    from tiletune import frontend, graph
+    from tiletune.compress import place_on_vta, quantize_graph, run_reference, vta_report
+    from tiletune.frontend.builder import resnet18
+
+    t0 = time.perf_counter()
+    g = frontend.from_onnx(resnet18(seed=seed, image=image), name="resnet18")
+    rng = np.random.default_rng(seed)
+    shape = (1, 3, image, image)
+    qg = quantize_graph(g, [rng.standard_normal(shape).astype(np.float32)
+                            for _ in range(calib)], method="percentile", vta=True)
+    vg, placement = place_on_vta(qg)
+    m = graph.build(vg, num_threads=1)
+    build_s = time.perf_counter() - t0
+    exact = []
+    for _ in range(n_inputs):
+        x = rng.standard_normal(shape).astype(np.float32)
+        t1 = time.perf_counter()
+        y = m(x)
+        run_s = time.perf_counter() - t1
+        exact.append(bool(np.array_equal(y, run_reference(qg.graph, x)[0])))
+    rep = vta_report(m, x, number=3)
+    rows = [[r.node, r.op, r.target, f"{r.seconds * 1e3:.3f}"] for r in rep.rows]
+    rows.append(["total", "", "vta", f"{rep.vta_seconds * 1e3:.3f}"])
+    rows.append(["total", "", "cpu", f"{rep.cpu_seconds * 1e3:.3f}"])
+    rows.append(["total", "", "sum", f"{rep.total_seconds * 1e3:.3f}"])
+    common.print_table(f"ResNet-18 {image}x{image} on VTA (simulated) + CPU (measured, 1 "
+                       "thread), per fused operator", ["node", "op", "target", "ms"], rows)
+    where = [t for t, _ in placement.values()]
+    print(f"int8 layers on VTA: {where.count('vta')}, on the CPU: {where.count('cpu')}; "
+          f"bit-exact vs the NumPy integer reference on {n_inputs} inputs: {all(exact)}; "
+          f"simulator wall time per inference {run_s:.1f} s; quantize + build {build_s:.1f} s")
+    common.write_json("vta_resnet18_network.json", {
+        "image": image, "calib_inputs": calib, "seed": seed, "bit_exact": exact,
+        "placement": {n: {"target": t, "why": why} for n, (t, why) in placement.items()},
+        "vta_ms": rep.vta_seconds * 1e3, "cpu_ms": rep.cpu_seconds * 1e3,
+        "total_ms": rep.total_seconds * 1e3, "simulator_wall_s": run_s, "build_s": build_s,
+        "layers": [{"node": r.node, "op": r.op, "target": r.target, "ms": r.seconds * 1e3}
+                   for r in rep.rows]})
+    if not all(exact):
+        raise SystemExit("VTA + CPU ResNet-18 differs from the NumPy integer reference")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--network", action="store_true",
+                    help="the whole ResNet-18 on VTA + CPU (bit-exact, per-layer report)")
+    ap.add_argument("--image", type=int, default=224, help="with --network: input pixels")
+    ap.add_argument("--inputs", type=int, default=2, help="with --network: checked inputs")
+    ap.add_argument("--calib", type=int, default=4, help="with --network: calibration inputs")
     ap.add_argument("--layers", default="2-12")
     ap.add_argument("--budget", type=int, default=48, help="configs per thread count")
     ap.add_argument("--max-insns", type=int, default=12000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.network:
+        return network(args.image, args.inputs, args.calib, args.seed)
     lo, _, hi = args.layers.partition("-")
     layers = [n for n in LAYERS if int(lo) <= n <= int(hi or lo)]
     rows, out = [], []

@@ -71,7 +71,7 @@ def test_exact_paths_take_full_u8_and_saturating_paths_reject_it():
 
 
 @pytest.mark.parametrize("path,want", [("vnni", "vpdpbusd"), ("avx512bw", "vpmaddubsw"),
-                                       ("avx2", "vpmaddubsw")])
+                                       ("avx2", "vpmaddubsw"), ("avx2_s16", "vpmaddwd")])
 def test_each_path_emits_its_instructions(path, want):
     """Paths this host cannot execute are compiled for a CPU that has them (never run)."""
     w = ic.Int8Conv2dWorkload(1, 16, 6, 6, 16, 3, 3, 1, 1, path=path)
@@ -81,6 +81,8 @@ def test_each_path_emits_its_instructions(path, want):
     assert want in asm
     if path != "vnni":
         assert "vpmaddwd" in asm and "vpdpbusd" not in asm
+    if path == "avx2_s16":
+        assert "vpmaddubsw" not in asm
 
 
 def test_512_bit_vnni_form():
@@ -111,6 +113,9 @@ def test_unsupported_path_is_a_clear_error():
 
 def test_best_path_from_features():
     f = int8dot.feature_set
+    assert int8dot.exact_path(f("+avx2,-avx512f")) == "avx2_s16"
+    assert int8dot.exact_path(f("+avx2,+avx512bw,+avx512vnni")) == "vnni"
+    assert int8dot.exact_path(f("+sse4.2")) == "generic"
     assert int8dot.best_path(f("+avx2,+avx512bw,+avx512vnni")) == "vnni"
     assert int8dot.best_path(f("+avx2,+avxvnni")) == "vnni"
     assert int8dot.best_path(f("+avx2,+avx512f,+avx512bw")) == "avx512bw"
@@ -129,9 +134,45 @@ def test_fixed_point_and_requantize_rounding():
         fixed_point(np.array([0.0]))
 
 
+@pytest.mark.parametrize("path", RUNNABLE)
+def test_saturating_paths_take_full_u8_with_7bit_weights(path):
+    """The reduce_range rule: |w| <= 64 keeps vpmaddubsw's int16 pair sums exact for any
+    u8 activation (255 * 64 * 2 = 32640), on every path (forced)."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (1, 16, 7, 7)).astype(np.uint8)
+    x[0, :2] = 255  # the worst case: both bytes of a pair at 255 ...
+    wt = rng.integers(-64, 64, (16, 16, 3, 3)).astype(np.int8)
+    wt[:, :2] = -64  # ... times -64 twice
+    b = rng.integers(-5000, 5000, 16).astype(np.int32)
+    mult, shift = fixed_point(rng.uniform(2e-5, 4e-4, 16))
+    rq = Requant(shift, zp_out=3, lo=3, hi=255)
+    w = ic.Int8Conv2dWorkload(1, 16, 7, 7, 16, 3, 3, 1, 1, path=path)
+    layer = ic.Int8Conv2d(w, wt, b, mult, zp_in=200, rq=rq)
+    assert layer.activation_max == 255
+    assert np.array_equal(layer(x), ic.reference(x, wt, b, 1, 1, 200, mult, rq))
+    a = x.reshape(16, -1)[:, :48].copy()  # [M=16, K=48], full u8
+    B = wt.reshape(16, -1)[:, :48].T.copy()  # [K=48, N=16], |w| <= 64
+    d = idn.Int8Dense(idn.Int8DenseWorkload(a.shape[0], 16, 48, path=path, out_dtype="int32"),
+                      B, b, zp_in=255)
+    assert d.activation_max == 255
+    assert np.array_equal(d(a), idn.reference(a, B, b, 255))
+
+
+def test_three_channel_conv_pads_its_channels():
+    """An RGB image's first conv (3 channels) runs in int8: the 4th byte has zero weights."""
+    rng = np.random.default_rng(3)
+    x, wt, b, mult, shift = _layer_data(rng, 3, 10, 16, 3, 127)
+    rq = Requant(shift, zp_out=0, lo=0, hi=255)
+    w = ic.Int8Conv2dWorkload(1, 3, 10, 10, 16, 3, 3, 2, 1)
+    assert w.Cp == 4 and ic.space(w)["ic_bn"] == [4]
+    y = ic.Int8Conv2d(w, wt, b, mult, zp_in=37, rq=rq)(x)
+    assert np.array_equal(y, ic.reference(x, wt, b, 2, 1, 37, mult, rq))
+    assert ic.pack_weight(wt, ic.default_config(w)).shape[1:5] == (1, 3, 3, 1)
+
+
 def test_bad_workloads():
-    with pytest.raises(ScheduleError, match="groups of 4"):
-        ic.Int8Conv2dWorkload(1, 3, 8, 8, 8, 3, 3)
+    with pytest.raises(ScheduleError, match="non-positive"):
+        ic.Int8Conv2dWorkload(1, 0, 8, 8, 8, 3, 3)
     with pytest.raises(ScheduleError, match="groups of 4"):
         idn.Int8DenseWorkload(1, 8, 10)
     with pytest.raises(ScheduleError, match="unknown int8 path"):

@@ -145,13 +145,19 @@ def test_hand_built_qdq_without_output_quantization():
 
 
 def test_full_range_activations_take_an_exact_path():
-    """u8 activations up to 255 (onnxruntime's QDQ) use VNNI or the exact generic path,
-    never the 7-bit vpmaddubsw paths."""
+    """u8 activations up to 255 (onnxruntime's QDQ) with 8-bit weights use VNNI or the
+    exact generic path; with 7-bit weights (reduce_range) the host's fastest path."""
     from tiletune.backends.llvm import int8dot
     from tiletune.compress.quantize import QParams, QuantizedLayer
-    layer = QuantizedLayer("c", "conv", np.zeros((4, 4, 1, 1), np.int8), np.ones(4),
+    w8 = np.full((4, 4, 1, 1), -128, np.int8)
+    layer = QuantizedLayer("c", "conv", w8, np.ones(4),
                            np.zeros(4, np.int32), QParams(0.1, 3, 255), None)
-    assert int8dot.activation_max(layer.path()) == 255
+    assert int8dot.activation_max(layer.path(), 128) == 255
+    assert layer.path() == int8dot.exact_path()
+    w7 = np.full((4, 4, 1, 1), -64, np.int8)
+    layer_rr = QuantizedLayer("c", "conv", w7, np.ones(4),
+                              np.zeros(4, np.int32), QParams(0.1, 3, 255), None)
+    assert layer_rr.path() == int8dot.best_path()
     layer7 = QuantizedLayer("c", "conv", np.zeros((4, 4, 1, 1), np.int8), np.ones(4),
                             np.zeros(4, np.int32), QParams(0.1, 0, 127), None)
     assert layer7.path() == int8dot.best_path()

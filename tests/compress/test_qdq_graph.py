@@ -55,3 +55,27 @@ def test_qdq_model_imports_onto_int8_kernels_and_matches_onnxruntime(tmp_path):
         np.testing.assert_array_equal(y, run_reference(g, x)[0])
         expected = sess.run(None, {"x": x})[0]
         assert np.abs(y - expected).max() <= out_scale * 1.001, np.abs(y - expected).max()
+
+
+def test_qdq_model_tasks_are_int8_and_records_apply(tmp_path):
+    """A QDQ model is int8 as imported: its tasks are the int8 templates on the host's
+    fastest path (reduce_range weights are 7-bit), and a record changes the kernel."""
+    import json
+
+    from tiletune.backends.llvm import int8dot
+    from tiletune.graph.tasks import extract_tasks
+    from tiletune.schedules import int8_conv2d
+    g = frontend.from_onnx(_quantize(_model(), (1, 4, 8, 8), tmp_path))
+    tasks = extract_tasks(g)
+    assert sorted(t.template for t in tasks) == ["int8_conv2d", "int8_conv2d", "int8_dense"]
+    assert all(t.args[-2] == int8dot.best_path() for t in tasks)
+    conv = next(t for t in tasks if t.template == "int8_conv2d")
+    w = int8_conv2d.Int8Conv2dWorkload(*conv.args)
+    cfg = {**int8_conv2d.default_config(w), "reg_n": 1, "parallel": "none"}
+    rec = tmp_path / "r.jsonl"
+    rec.write_text(json.dumps({"workload": conv.key, "config": cfg, "costs": [1e-6],
+                               "error": None}) + "\n")
+    m = graph.build(g, records=str(rec))
+    assert m.meta["tuned_kernels"] == 1
+    x = np.random.default_rng(1).standard_normal((1, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(m(x), run_reference(g, x)[0])

@@ -27,12 +27,33 @@ def test_sparse_conv_equals_dense(fmt, block, gran, C, H, K, R, stride, pad):
 
 
 @pytest.mark.parametrize("cfg", [{"vw": 4, "tile": 3, "order": "k_oh", "parallel": False},
-                                 {"vw": 4, "tile": 1, "order": "oh_k", "parallel": True}])
+                                 {"vw": 4, "tile": 1, "order": "oh_k", "parallel": True},
+                                 {"vw": 8, "tile": 1, "rows": 7, "order": "k_oh",
+                                  "parallel": True},
+                                 {"vw": 4, "tile": 1, "rows": 7, "order": "oh_k",
+                                  "parallel": False}])
 def test_csr_configs(cfg):
     wp = prune({"w": RNG.standard_normal((8, 8, 3, 3))}, 0.9).weights["w"].astype(np.float32)
     x = RNG.standard_normal((2, 8, 7, 7)).astype(np.float32)
     layer = sc.SparseConv2d(wp, x.shape, 1, 1, "csr", cfg=cfg)
     np.testing.assert_allclose(layer(x), conv2d.reference(x, wp, 1, 1), atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt,block", [("csr", 1), ("bsr", 8)])
+def test_small_maps_tile_output_rows(fmt, block):
+    """7x7 maps (ResNet-18's 512-channel layer): one vector covers a row, so the default
+    holds several output rows in registers; equal to the dense reference."""
+    wp = prune({"w": RNG.standard_normal((16, 16, 3, 3))}, 0.8).weights["w"].astype(np.float32)
+    x = RNG.standard_normal((1, 16, 7, 7)).astype(np.float32)
+    layer = sc.SparseConv2d(wp, x.shape, 1, 1, fmt, block)
+    if fmt == "csr":
+        assert layer.config["rows"] == 7
+    np.testing.assert_allclose(layer(x), conv2d.reference(x, wp, 1, 1), atol=1e-4)
+    for rows in sc.space(layer.workload)["rows"]:
+        cfg = {**sc.default_config(layer.workload), "rows": rows}
+        if sc.is_valid(layer.workload, cfg):
+            other = sc.SparseConv2d(wp, x.shape, 1, 1, fmt, block, cfg=cfg)
+            np.testing.assert_allclose(other(x), conv2d.reference(x, wp, 1, 1), atol=1e-4)
 
 
 def test_all_zero_and_empty_rows():

@@ -84,7 +84,8 @@ def test_vta_plus_cpu_chain_is_bit_exact():
 
 
 def test_layers_that_cannot_run_on_vta_say_why():
-    l_cpu = quantize_layer("c", "conv", _w(16, 16), None, Range(0, 3), Range(0, 2), pad=1)
+    l_cpu = quantize_layer("c", "conv", _w(16, 16), None, Range(0, 3), Range(0, 2), pad=1,
+                           qmax=127)
     target, why = place(l_cpu, (1, 16, 8, 8))
     assert target == "cpu" and "power of two" in why
     l_odd = quantize_layer_pow2("c", _w(8, 4), None, Range(0, 3), Range(0, 2), pad=1)

@@ -42,3 +42,21 @@ def test_vta_plus_cpu_graph_is_bit_exact_and_reports_time():
     assert rep.total_seconds == pytest.approx(rep.vta_seconds + rep.cpu_seconds)
     assert sum(r.target == "vta" for r in rep.rows) == 2
     assert "VTA (simulated)" in str(rep)
+
+
+def test_residual_network_on_vta_and_cpu_is_bit_exact():
+    """A ResNet block (an RGB first conv, a residual add with a strided 1x1 downsample,
+    pooling, a classifier): conv + ReLU layers on VTA, the rest on the CPU, bit-exact."""
+    from tests.graph.helpers import residual_model
+    g = frontend.from_onnx(residual_model(c=16, size=8, seed=2))
+    rng = np.random.default_rng(3)
+    qg = quantize_graph(g, [rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+                            for _ in range(3)], method="percentile", vta=True)
+    vg, placement = place_on_vta(qg)
+    assert [t for t, _ in placement.values()].count("vta") == 1  # the middle conv + ReLU
+    assert len(placement) == 5  # the 3-channel first conv is int8 on the CPU too
+    m = graph.build(vg)
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(m(x), run_reference(qg.graph, x)[0])
+    rep = vta_report(m, x, number=1)
+    assert rep.vta_seconds > 0 and rep.cpu_seconds > 0

@@ -204,3 +204,18 @@ def tune_command(wl: Workload, records: str | None) -> str:
            else f"--op {wl.op} --shape {','.join(map(str, wl.shape))}")
     target = f" --target {wl.target}" if wl.target != "llvm" else ""
     return f"tiletune tune {sel}{target}" + (f" --records {records}" if records else "")
+
+
+#: Random calibration inputs when ``--quantize`` is given without ``--calibration``.
+CALIBRATION_INPUTS = 8
+
+
+def add_quantize_args(p: Any) -> None:
+    """``--quantize METHOD`` and ``--calibration FILE.npy`` of the ``--model`` verbs."""
+    p.add_argument("--quantize", choices=("minmax", "percentile", "kl"), default=None,
+                   help="with --model: quantize the network to int8 first (post-training, "
+                        "calibrated by this method; a QDQ model is int8 without it)")
+    p.add_argument("--calibration", metavar="FILE.npy",
+                   help="with --quantize: calibration inputs, an array of shape (n, *input) "
+                        "or one input (default: "
+                        f"{CALIBRATION_INPUTS} random standard-normal inputs)")

@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --model: one kernel per operator (no epilogue fusion)")
     p.add_argument("--dump-graph", metavar="DIR",
                    help="with --model: write the graph after every graph pass to DIR")
+    common.add_quantize_args(p)
     p.add_argument("--records", metavar="FILE", help="tuning records to take the config from")
     p.add_argument("-o", "--output", metavar="FILE",
                    help=f"write the kernel; the extension picks the format: "
@@ -47,13 +48,14 @@ def run_model(args: argparse.Namespace) -> int:
     import time
 
     from tiletune import graph
-    from tiletune.cli.model import load_model
+    from tiletune.cli.model import load_model, quantize
 
     if args.workload or args.op or args.shape:
         raise common.CLIError("use either --model or --workload / --op, not both")
     if not args.output or not args.output.endswith(".tt"):
         raise common.CLIError("--model needs -o FILE.tt")
     g, _ = load_model(args.model)
+    g = quantize(g, args.quantize, args.calibration, args.quiet)
     t0 = time.perf_counter()
     m = graph.build(g, records=args.records, fusion=not args.no_fusion, dump=args.dump_graph)
     m.meta["source"] = os.path.abspath(args.model) if os.path.exists(args.model) else args.model
@@ -73,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model:
         return run_model(args)
-    if args.no_fusion or args.dump_graph:
-        raise common.CLIError("--no-fusion and --dump-graph go with --model")
+    if args.no_fusion or args.dump_graph or args.quantize or args.calibration:
+        raise common.CLIError("--no-fusion, --dump-graph, --quantize and --calibration go "
+                              "with --model")
     if not args.output and not args.dump:
         raise common.CLIError("nothing to do: give -o FILE and/or --dump ir")
     if args.output and os.path.splitext(args.output)[1] not in EXTENSIONS:

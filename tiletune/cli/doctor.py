@@ -107,12 +107,8 @@ def int8_check() -> Check:
     from tiletune.backends.llvm import int8dot
 
     path = int8dot.best_path()
-    note = {"vnni": "vpdpbusd, exact on u8 activations",
-            "avx512bw": "vpmaddubsw+vpmaddwd (zmm), 7-bit activations (no VNNI)",
-            "avx2": "vpmaddubsw+vpmaddwd (ymm), 7-bit activations (no VNNI, no AVX-512)",
-            "generic": "widen + multiply (no AVX2): slow"}[path]
-    return Check("cpu", "int8 path", OK if path in ("vnni", "avx512bw") else INFO,
-                 f"{path}: {note}")
+    return Check("cpu", "int8 path", OK if path != "generic" else INFO,
+                 f"{path}: {int8dot.describe(path)}")
 
 
 def threads() -> list[Check]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tiletune.cli.common import CLIError
+from tiletune.cli.common import CALIBRATION_INPUTS, CLIError
 
 
 def load_model(spec: str) -> tuple[Any, Any]:
@@ -31,6 +31,38 @@ def load_model(spec: str) -> tuple[Any, Any]:
         return from_onnx(proto, name=spec), proto
     raise CLIError(f"--model {spec}: no such file, and not a built-in model "
                    f"({', '.join(BUILTIN)})")
+
+
+def quantize(g: Any, method: str | None, calibration: str | None, quiet: bool = True) -> Any:
+    """``g`` quantized by ``compress.quantize_graph`` when ``method`` is given, else ``g``
+    (a QDQ model imported by ``from_onnx`` is already int8)."""
+    import sys
+
+    if method is None:
+        if calibration:
+            raise CLIError("--calibration goes with --quantize")
+        return g
+    from tiletune.compress import quantize_graph
+
+    shape = tuple(g.type(g.inputs[0]).shape)
+    if calibration:
+        try:
+            data = np.load(calibration, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise CLIError(f"--calibration {calibration}: cannot load ({e})") from e
+        if tuple(data.shape) == shape:
+            data = data[None]
+        if tuple(data.shape[1:]) != shape or len(data) == 0:
+            raise CLIError(f"--calibration {calibration}: shape {data.shape}, expected "
+                           f"(n, {', '.join(map(str, shape))}) with n >= 1")
+        inputs = [np.ascontiguousarray(d, np.float32) for d in data]
+    else:
+        inputs = [random_input(shape, seed)
+                  for seed in range(1, CALIBRATION_INPUTS + 1)]
+    qg = quantize_graph(g, inputs, method=method)
+    if not quiet:
+        print(qg.report(), file=sys.stderr)
+    return qg.graph
 
 
 def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -21,6 +21,8 @@ EXAMPLES = """examples:
   tiletune tune --model resnet18                        # a whole network (built-in or .onnx):
                                                         # tune its kernels, compile, run, compare
   tiletune tune --model m.onnx --trials 400 --time-budget 600 -o m.tt
+  tiletune tune --model resnet18 --quantize kl -o r18_int8.tt  # int8 kernels (a QDQ .onnx
+                                                        # model is int8 without --quantize)
 """
 
 
@@ -52,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --model: also write the compiled network")
     n.add_argument("--no-evaluate", action="store_true",
                    help="with --model: skip the final compile/run/compare table")
+    common.add_quantize_args(n)
     b = p.add_argument_group("budget")
     b.add_argument("--trials", type=common.positive_int, default=None,
                    help=f"measured configs per workload, default config and resumed ones "
@@ -121,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         from tiletune.cli.tune_model import run_model
         return run_model(args)
-    if args.output or args.no_evaluate:
-        raise common.CLIError("-o and --no-evaluate go with --model")
+    if args.output or args.no_evaluate or args.quantize or args.calibration:
+        raise common.CLIError("-o, --no-evaluate, --quantize and --calibration go with "
+                              "--model")
     args.trials = args.trials or DEFAULT_TRIALS
     args.time_budget = DEFAULT_TIME_BUDGET if args.time_budget is None else args.time_budget
     workloads = common.resolve_workloads(args)

@@ -1,7 +1,8 @@
 """``tiletune tune --model``: tune a whole network, then compile, run and compare it.
 
-1. import the model (an ONNX file or a built-in name) and extract its tasks: the distinct
-   fused conv/depthwise/dense kernels, with counts and FLOP share;
+1. import the model (an ONNX file or a built-in name; ``--quantize`` makes it int8, a QDQ
+   model is int8 already) and extract its tasks: the distinct fused conv/depthwise/dense
+   kernels (int8 conv/dense of a quantized model), with counts and FLOP share;
 2. tune each task with its share of the trials and of the time budget (records appended to
    ``--records``);
 3. compile the network with the records and without (heuristic defaults), time both and ONNX
@@ -43,6 +44,7 @@ def run_model(args: argparse.Namespace) -> int:
     _check_records_path(args.records)
     args.threads = args.threads or _runtime_threads()
     g, proto = netcli.load_model(args.model)
+    g = netcli.quantize(g, args.quantize, args.calibration, args.quiet)
     tasks = extract_tasks(g)
     if not tasks:
         raise common.CLIError(f"{args.model} has no conv2d/dense kernel to tune")
@@ -146,6 +148,10 @@ def evaluate(g: Any, proto: Any, records: str | None, threads: int, output: str 
     if sess is not None:
         notes.append(f"max |error| vs ONNX Runtime {result['max_abs_error']:.2e} "
                      f"({result['rel_error']:.1e} of max |output|)")
+        if any(g.op(n) in ("qconv2d", "qdense") for n in g.operators()):
+            from tiletune.compress.quantize import sqnr_db
+            result["sqnr_db"] = sqnr_db(netcli.ort_outputs(sess, x), y)
+            notes.append(f"int8: SQNR {result['sqnr_db']:.1f} dB vs ONNX Runtime")
     else:
         notes.append("ONNX Runtime not installed: no comparison")
     console.print(" | ".join(notes), highlight=False)

@@ -191,18 +191,57 @@ def lower_pack(g: Graph, node: str) -> KernelSpec:
     return KernelSpec(f"pack_u8x4|{in_t}", make, [("act", x_name)])
 
 
-def lower_qconv2d(g: Graph, node: str) -> KernelSpec:
-    from tiletune.schedules import dispatch, int8_conv2d
+def _qworkload(g: Graph, node: str) -> Any:
+    """The int8 template workload of a ``qconv2d``/``qdense`` node."""
+    from tiletune.schedules import int8_conv2d, int8_dense
     d = g.node(node)
     layer, (x_name,) = d["qlayer"], d["inputs"]
-    N, C, H, W = g.type(x_name).shape
-    K, _, R, S = layer.weight.shape
     out_dtype = g.type(node).dtype
-    w = int8_conv2d.Int8Conv2dWorkload(N, C, H, W, K, R, S, layer.stride, layer.pad,
-                                       layer.path(), out_dtype)
-    cfg = dict(dispatch.lookup(w.key(), int8_conv2d.default_config(w), w))
+    if d["op"] == "qconv2d":
+        N, C, H, W = g.type(x_name).shape
+        K, _, R, S = layer.weight.shape
+        return int8_conv2d.Int8Conv2dWorkload(N, C, H, W, K, R, S, layer.stride, layer.pad,
+                                              layer.path(), out_dtype)
+    M, K4 = g.type(x_name).shape
+    return int8_dense.Int8DenseWorkload(M, layer.out_channels, 4 * K4, layer.path(), out_dtype)
+
+
+def int8_plan(g: Graph, node: str, configs: Any) -> Any:
+    """The plan of a ``qconv2d``/``qdense`` node (plain u8 layout in and out): its tuning
+    task ``int8_conv2d``/``int8_dense`` and the tuned config of ``configs`` (a
+    :class:`TunedConfigs`) when it has a valid one, else the heuristic default. The layout
+    pass stores it in the node's ``plan``, so ``extract_tasks`` and ``graph.build`` see it."""
+    from tiletune.graph.lower_conv import ConvPlan
+    from tiletune.schedules import int8_conv2d, int8_dense
+    w = _qworkload(g, node)
+    module, template = ((int8_conv2d, "int8_conv2d") if g.op(node) == "qconv2d"
+                        else (int8_dense, "int8_dense"))
+    args = tuple(vars(w).values())
+    cfg = configs.get(template, args) if configs is not None else None
+    space = module.space(w)
+    tuned = cfg is not None and set(cfg) == set(space) and all(
+        cfg[k] in space[k] for k in space) and bool(module.is_valid(w, cfg))
+    return ConvPlan("int8", dict(cfg) if tuned else module.default_config(w), 0, 0, template,
+                    args, tuned)
+
+
+def _config(g: Graph, node: str, w: Any, module: Any) -> dict[str, Any]:
+    """The planned config (after the layout pass), else the dispatch context's or default."""
+    from tiletune.schedules import dispatch
+    plan = g.node(node).get("plan")
+    if plan is not None and plan.config is not None:
+        return dict(plan.config)
+    return dict(dispatch.lookup(w.key(), module.default_config(w), w))
+
+
+def lower_qconv2d(g: Graph, node: str) -> KernelSpec:
+    from tiletune.schedules import int8_conv2d
+    d = g.node(node)
+    layer, (x_name,) = d["qlayer"], d["inputs"]
+    w = _qworkload(g, node)
+    cfg = _config(g, node, w, int8_conv2d)
     zp = layer.x.zero_point
-    mult, rq = layer.requant() if out_dtype == "uint8" else (None, None)
+    mult, rq = layer.requant() if w.out_dtype == "uint8" else (None, None)
     args: list[tuple[str, Any]] = [
         ("act", x_name), ("const", int8_conv2d.pack_weight(layer.weight, cfg)),
         ("const", int8_conv2d.fold_bias(layer.bias, layer.weight, zp))]
@@ -214,16 +253,14 @@ def lower_qconv2d(g: Graph, node: str) -> KernelSpec:
 
 
 def lower_qdense(g: Graph, node: str) -> KernelSpec:
-    from tiletune.schedules import dispatch, int8_dense
+    from tiletune.schedules import int8_dense
     d = g.node(node)
     layer, (x_name,) = d["qlayer"], d["inputs"]
-    M, K4 = g.type(x_name).shape
-    out_dtype = g.type(node).dtype
-    w = int8_dense.Int8DenseWorkload(M, layer.out_channels, 4 * K4, layer.path(), out_dtype)
-    cfg = dict(dispatch.lookup(w.key(), int8_dense.default_config(w), w))
+    w = _qworkload(g, node)
+    cfg = _config(g, node, w, int8_dense)
     B = np.ascontiguousarray(layer.weight.T)
     zp = layer.x.zero_point
-    mult, rq = layer.requant() if out_dtype == "uint8" else (None, None)
+    mult, rq = layer.requant() if w.out_dtype == "uint8" else (None, None)
     args: list[tuple[str, Any]] = [
         ("act", x_name), ("const", int8_dense.pack_weight(B, cfg["nr"])),
         ("const", int8_dense.fold_bias(layer.bias, B, zp))]

@@ -2,7 +2,8 @@
 
 After the pass list (fusion and layout planning included, so a task is exactly the kernel the
 graph will run: its epilogue and layouts are part of it), every conv2d / depthwise / dense
-node names a tuning template and its arguments. Equal ones are one task::
+node, and every int8 ``qconv2d`` / ``qdense`` of a quantized graph (``int8_conv2d`` /
+``int8_dense``), names a tuning template and its arguments. Equal ones are one task::
 
     for t in extract_tasks(g):
         print(t.template, t.args, t.count, f"{t.share:.1%}")
@@ -25,7 +26,7 @@ class GraphTask:
     template: str
     args: tuple
     flop: int                       # of one call
-    kind: str                       # "conv2d" | "depthwise" | "dense"
+    kind: str                       # "conv2d" | "depthwise" | "dense" | "int8 conv2d" | ...
     nodes: list[str] = field(default_factory=list)
     share: float = 0.0              # of the graph's tunable FLOPs (count included)
 
@@ -39,6 +40,12 @@ class GraphTask:
 
     def describe(self) -> str:
         a = self.args
+        if self.template == "int8_conv2d":
+            n, c, h, w, k, r, s, st, p, path, out = a
+            return f"{self.kind} {n}x{c}x{h}x{w} k{k} {r}x{s} s{st} p{p} ({path}, {out})"
+        if self.template == "int8_dense":
+            m, n, k, path, out = a
+            return f"{self.kind} {m}x{n}x{k} ({path}, {out})"
         if self.template == "conv2d_nchwc_fused":
             n, c, h, w, k, r, s, st, p = a[:9]
             shape = f"{n}x{c}x{h}x{w} k{k} {r}x{s} s{st} p{p}"
@@ -66,6 +73,8 @@ def extract_tasks(graph: Graph, records: Any = None) -> list[GraphTask]:
         key = (plan.template, plan.task_args)
         if key not in tasks:
             kind = {"nchwc": "conv2d", "depthwise": "depthwise"}.get(plan.kind, plan.kind)
+            if plan.kind == "int8":
+                kind = "int8 " + plan.template[len("int8_"):]
             tasks[key] = GraphTask(plan.template, plan.task_args, spec.flop, kind)
         tasks[key].nodes.append(n)
     total = sum(t.flop * t.count for t in tasks.values()) or 1

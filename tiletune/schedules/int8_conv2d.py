@@ -19,7 +19,8 @@ Padding uses the input zero point ``zp_in`` (the real value 0), so the zero-poin
 correction ``zp_in * sum(W[k])`` is a per-channel constant folded into ``bias`` by
 ``fold_bias``. Knobs and heuristics follow the fp32 ``conv2d`` template; ``path`` (the
 instruction set, see ``backends/llvm/int8dot``) is part of the workload: the AVX2 and
-AVX-512BW paths need activations <= 127.
+AVX-512BW paths need 7-bit weights (``|w| <= 64``) for full u8 activations, else
+activations <= 127.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ from tiletune.schedules.int8_requant import Requant, requantize_numpy
 from tiletune.schedules.machine import divisors, host_machine
 
 OUT_DTYPES = ("uint8", "int32")
+#: Multiply-adds x 2 below which the default runs a layer serially: a parallel region
+#: costs ~1 us idle but far more when the cores are shared, and such a layer takes ~20 us.
+PARALLEL_MIN_FLOP = 1 << 21
 PARALLEL_CHOICES = ("occ", "n_occ", "n_occ_oh", "none")
 
 
@@ -55,9 +59,9 @@ class Int8Conv2dWorkload:
     out_dtype: str = "uint8"
 
     def __post_init__(self) -> None:
-        if self.C % 4:
-            raise ScheduleError(f"int8 conv2d needs input channels in groups of 4, got {self.C}"
-                                " (pad the channels with zero weights)")
+        if min(self.N, self.C, self.H, self.W, self.K, self.R, self.S, self.stride) < 1 or \
+                self.pad < 0:
+            raise ScheduleError(f"int8 conv2d workload {self} has a non-positive extent")
         if self.path != "auto" and self.path not in int8dot.PATHS:
             raise ScheduleError(f"unknown int8 path {self.path!r}; known: {int8dot.PATHS}")
         if self.out_dtype not in OUT_DTYPES:
@@ -66,6 +70,12 @@ class Int8Conv2dWorkload:
     @property
     def resolved_path(self) -> str:
         return int8dot.best_path() if self.path == "auto" else self.path
+
+    @property
+    def Cp(self) -> int:
+        """Input channels rounded up to a multiple of 4 (one 32-bit word); the extra
+        channels have zero weights (an RGB image's first conv reads 3)."""
+        return -(-self.C // 4) * 4
 
     @property
     def OH(self) -> int:
@@ -96,7 +106,7 @@ def lanes() -> int:
 def space(w: Int8Conv2dWorkload) -> dict[str, list[Any]]:
     ow_tiles = sorted(set(d for d in divisors(w.OW) if d <= 32) | {8, 16})
     return {
-        "ic_bn": [d for d in divisors(w.C) if d % 4 == 0 and d <= 128],
+        "ic_bn": [d for d in divisors(w.Cp) if d % 4 == 0 and d <= 128],
         "oc_bn": [d for d in divisors(w.K) if d <= 64 and (d % 4 == 0 or d == w.K)],
         "reg_n": [r for r in ow_tiles if r <= w.OW],
         "unroll_kw": [False, True] if w.S > 1 else [False],
@@ -110,14 +120,15 @@ def vectors_per_block(oc_bn: int) -> int:
 
 def is_valid(w: Int8Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
     """reg_n x (oc_bn / lanes) accumulators plus the dot product's temporaries must fit."""
-    temps = 2 if w.resolved_path in ("avx2", "avx512bw") else 0
+    temps = {"avx2": 2, "avx512bw": 2, "avx2_s16": 4}.get(w.resolved_path, 0)
     return (cfg["reg_n"] * vectors_per_block(cfg["oc_bn"]) + temps
             <= host_machine().accumulator_budget)
 
 
 def default_config(w: Int8Conv2dWorkload) -> dict[str, Any]:
     """The register tile (output channels x width) with the most useful accumulators: width
-    tiles that leave a remainder count only their useful fraction; a 32-channel input block."""
+    tiles that leave a remainder count only their useful fraction; a 32-channel input block;
+    serial below ``PARALLEL_MIN_FLOP``."""
     n = lanes()
     sp = space(w)
     oc_choices = [d for d in sp["oc_bn"] if d % n == 0 and d <= 2 * n] or [max(sp["oc_bn"])]
@@ -131,7 +142,7 @@ def default_config(w: Int8Conv2dWorkload) -> dict[str, Any]:
              if is_valid(w, {"reg_n": r, "oc_bn": oc})]
     oc_bn, reg_n = max(tiles, key=lambda t: (useful(*t), t[0])) if tiles else (min(oc_choices), 1)
     return {"ic_bn": ic_bn, "oc_bn": oc_bn, "reg_n": reg_n, "unroll_kw": False,
-            "parallel": "n_occ_oh"}
+            "parallel": "n_occ_oh" if w.flop >= PARALLEL_MIN_FLOP else "none"}
 
 
 def _check(w: Int8Conv2dWorkload, cfg: Mapping[str, Any]) -> None:
@@ -144,9 +155,13 @@ def _check(w: Int8Conv2dWorkload, cfg: Mapping[str, Any]) -> None:
                             f"{host_machine().accumulator_budget} vector registers")
 
 
-def pack_data(A: tt.Tensor, ic_bn: int, pad: int, stride: int, zp_in: int) -> tt.Tensor:
-    """u8 NCHW -> int32 NCHW[ic_bn/4]q, four channels per word, padded with ``zp_in``."""
+def pack_data(A: tt.Tensor, ic_bn: int, pad: int, stride: int, zp_in: int,
+              channels: int | None = None) -> tt.Tensor:
+    """u8 NCHW -> int32 NCHW[ic_bn/4]q, four channels per word, padded with ``zp_in``;
+    ``channels`` (a multiple of 4 >= C) pads the channels too (their bytes are ``zp_in``;
+    their weights are zero)."""
     N, C, H, W = A.shape
+    Cp = channels or C
     PH, PW = (H + 2 * pad - 1) // stride + 1, (W + 2 * pad - 1) // stride + 1
     fill = int(np.array([zp_in] * 4, np.uint8).view(np.int32)[0])
 
@@ -156,7 +171,12 @@ def pack_data(A: tt.Tensor, ic_bn: int, pad: int, stride: int, zp_in: int) -> tt
         wc = tt.max(tt.min(ww, W - 1), 0) if pad else ww
         word = None
         for j in range(4):
-            byte = A[n, cc * ic_bn + q * 4 + j, hc, wc].astype("int32")
+            ch = cc * ic_bn + q * 4 + j
+            if Cp != C:  # a clamped read, replaced outside the real channels
+                byte = tt.if_then_else(ch < C, A[n, tt.min(ch, C - 1), hc, wc].astype("int32"),
+                                       tt.const(zp_in, "int32"))
+            else:
+                byte = A[n, ch, hc, wc].astype("int32")
             part = byte if j == 0 else byte * tt.const(1 << (8 * j), "int32")
             word = part if word is None else word + part
         if not pad:
@@ -164,7 +184,7 @@ def pack_data(A: tt.Tensor, ic_bn: int, pad: int, stride: int, zp_in: int) -> tt
         inside = tt.all(hh >= 0, hh < H, ww >= 0, ww < W)
         return tt.if_then_else(inside, word, tt.const(fill, "int32"))
 
-    return tt.compute((N, C // ic_bn, PH, PW, ic_bn // 4), body, name="data_pack")
+    return tt.compute((N, Cp // ic_bn, PH, PW, ic_bn // 4), body, name="data_pack")
 
 
 def compute(w: Int8Conv2dWorkload, cfg: Mapping[str, Any], zp_in: int = 0,
@@ -172,15 +192,15 @@ def compute(w: Int8Conv2dWorkload, cfg: Mapping[str, Any], zp_in: int = 0,
     ic_bn, oc_bn = cfg["ic_bn"], cfg["oc_bn"]
     dot = int8dot.call_name(w.resolved_path)
     data = tt.placeholder((w.N, w.C, w.H, w.W), "uint8", name="data")
-    weight = tt.placeholder((w.K // oc_bn, w.C // ic_bn, w.R, w.S, ic_bn // 4, oc_bn), "int32",
-                            name="weight_packed")
+    weight = tt.placeholder((w.K // oc_bn, w.Cp // ic_bn, w.R, w.S, ic_bn // 4, oc_bn),
+                            "int32", name="weight_packed")
     bias = tt.placeholder((w.K,), "int32", name="bias")
     mult = tt.placeholder((w.K,), "int32", name="mult")
     if w.is_1x1:
-        dp, stride = pack_data(data, ic_bn, w.pad, w.stride, zp_in), 1
+        dp, stride = pack_data(data, ic_bn, w.pad, w.stride, zp_in, w.Cp), 1
     else:
-        dp, stride = pack_data(data, ic_bn, w.pad, 1, zp_in), w.stride
-    icc = tt.reduce_axis(w.C // ic_bn, "icc")
+        dp, stride = pack_data(data, ic_bn, w.pad, 1, zp_in, w.Cp), w.stride
+    icc = tt.reduce_axis(w.Cp // ic_bn, "icc")
     q = tt.reduce_axis(ic_bn // 4, "q")
     kh, kw = tt.reduce_axis(w.R, "kh"), tt.reduce_axis(w.S, "kw")
     conv = tt.compute(
@@ -269,7 +289,9 @@ class Int8Conv2d:
         if w.out_dtype == "uint8" and mult is None:
             raise ArgumentError("a uint8 output needs the per-channel multipliers")
         self.workload, self.zp_in, self.rq = w, zp_in, rq or Requant()
-        if not 0 <= zp_in <= int8dot.activation_max(w.resolved_path):
+        self.activation_max = int8dot.activation_max(w.resolved_path,
+                                                     int8dot.weight_abs(weight))
+        if not 0 <= zp_in <= self.activation_max:
             raise ArgumentError(f"input zero point {zp_in} is outside the activations the "
                                 f"{w.resolved_path} path multiplies exactly")
         s, args = schedule(w, cfg, zp_in, self.rq)
@@ -281,19 +303,28 @@ class Int8Conv2d:
 
     def __call__(self, data: np.ndarray) -> np.ndarray:
         w = self.workload
-        amax = int8dot.activation_max(w.resolved_path)
-        if amax < 255 and data.size and int(data.max()) > amax:
-            raise ArgumentError(f"the {w.resolved_path} int8 path needs activations <= {amax} "
-                                f"(7-bit), got {int(data.max())}")
+        check_activations(w.resolved_path, self.activation_max, data)
         out = np.empty((w.N, w.K, w.OH, w.OW), w.out_dtype)
         consts = [self.weight, self.bias] + ([self.mult] if w.out_dtype == "uint8" else [])
         self.kernel(data, *consts, out)
         return out
 
 
+def check_activations(path: str, amax: int, data: np.ndarray) -> None:
+    """ArgumentError when ``data`` has activations the path would not multiply exactly."""
+    if amax < 255 and data.size and int(data.max()) > amax:
+        raise ArgumentError(f"the {path} int8 path needs activations <= {amax} (7-bit) with "
+                            f"8-bit weights, got {int(data.max())}; quantize the weights to "
+                            "7 bits (|w| <= 64) for full u8 activations")
+
+
 def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:
-    """int8 OIHW -> int32 [K/oc_bn, C/ic_bn, R, S, ic_bn/4, oc_bn] (four channels a word)."""
+    """int8 OIHW -> int32 [K/oc_bn, C/ic_bn, R, S, ic_bn/4, oc_bn] (four channels a word;
+    C rounded up to a multiple of 4 with zero weights)."""
     K, C, R, S = weight.shape
+    if C % 4:
+        weight = np.concatenate([weight, np.zeros((K, 4 - C % 4, R, S), weight.dtype)], 1)
+        C = weight.shape[1]
     ib, ob = cfg["ic_bn"], cfg["oc_bn"]
     w = weight.astype(np.int8).reshape(K // ob, ob, C // ib, ib // 4, 4, R, S)
     w = np.ascontiguousarray(w.transpose(0, 2, 5, 6, 3, 1, 4))

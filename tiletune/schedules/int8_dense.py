@@ -14,7 +14,7 @@ consecutive k per word), so only ``B`` is packed, as int32 panels of ``nr`` colu
         Y[io*mr + i, jo*nr + j] = requant(acc[i, j])
 
 The input zero point is folded into the bias (``fold_bias``); see ``int8_conv2d`` for the
-paths and the 7-bit activation rule of the vpmaddubsw paths.
+paths and the 7-bit weight (or activation) rule of the vpmaddubsw paths.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def space(w: Int8DenseWorkload) -> dict[str, list[Any]]:
 
 def is_valid(w: Int8DenseWorkload, cfg: Mapping[str, Any]) -> bool:
     n = host_machine().vector_lanes
-    temps = 2 if w.resolved_path in ("avx2", "avx512bw") else 0
+    temps = {"avx2": 2, "avx512bw": 2, "avx2_s16": 4}.get(w.resolved_path, 0)
     return cfg["mr"] * -(-cfg["nr"] // n) + temps <= host_machine().accumulator_budget
 
 
@@ -84,7 +84,9 @@ def default_config(w: Int8DenseWorkload) -> dict[str, Any]:
     sp = space(w)
     nr = max(x for x in sp["nr"] if x <= 2 * host_machine().vector_lanes)
     mr = max(m for m in sp["mr"] if is_valid(w, {"mr": m, "nr": nr}))
-    return {"mr": mr, "nr": nr, "unroll_k": max(sp["unroll_k"]), "parallel": True}
+    from tiletune.schedules.int8_conv2d import PARALLEL_MIN_FLOP
+    return {"mr": mr, "nr": nr, "unroll_k": max(sp["unroll_k"]),
+            "parallel": w.flop >= PARALLEL_MIN_FLOP}
 
 
 def compute(w: Int8DenseWorkload, cfg: Mapping[str, Any], rq: Requant | None = None):
@@ -168,6 +170,7 @@ class Int8Dense:
         if w.out_dtype == "uint8" and mult is None:
             raise ArgumentError("a uint8 output needs the per-channel multipliers")
         self.workload, self.rq = w, rq or Requant()
+        self.activation_max = int8dot.activation_max(w.resolved_path, int8dot.weight_abs(B))
         self.config = dict(cfg or dispatch.lookup(w.key(), default_config(w), w))
         s, args = schedule(w, self.config, self.rq)
         self.kernel = tt.build(s, args, name=name)
@@ -180,10 +183,8 @@ class Int8Dense:
         if a.shape != (w.M, w.K) or a.dtype != np.uint8:
             raise ArgumentError(f"int8 dense input must be uint8 {(w.M, w.K)}, got "
                                 f"{a.dtype} {a.shape}")
-        amax = int8dot.activation_max(w.resolved_path)
-        if amax < 255 and a.size and int(a.max()) > amax:
-            raise ArgumentError(f"the {w.resolved_path} int8 path needs activations <= {amax} "
-                                f"(7-bit), got {int(a.max())}")
+        from tiletune.schedules.int8_conv2d import check_activations
+        check_activations(w.resolved_path, self.activation_max, a)
         out = np.empty((w.M, w.N), w.out_dtype)
         a32 = np.ascontiguousarray(a).view(np.int32)
         consts = [self.B, self.bias] + ([self.mult] if w.out_dtype == "uint8" else [])

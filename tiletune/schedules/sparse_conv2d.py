@@ -6,16 +6,20 @@ the ordinary pass pipeline (unroll, vectorize) and the LLVM backend. The input i
 (zeros; right-padded so every output tile reads inside it) and flattened; each non-zero
 carries its flat input offset ``c*PH*PW + r*PW + s`` (``sparse_format.offsets``).
 
-CSR, vectors along the output width (``tile`` vectors of ``vw`` pixels in registers)::
+CSR, vectors along the output width (``rows`` output rows x ``tile`` vectors of ``vw``
+pixels in registers; several rows share each non-zero's value and offset loads, which is
+what a small feature map with many channels needs: 7x7 has one vector per row)::
 
-    for k in parallel(K):  for oh:  for owo in range(OWp / (tile*vw)):
-      acc[tile*vw] = 0
+    for k in parallel(K):  for oho in range(OH / rows):  for owo in range(OWp / (tile*vw)):
+      acc[rows, tile*vw] = 0
       for j in range(row_ptr[k], row_ptr[k+1]):             # the row's non-zeros
-        for t in unrolled(tile): for l in vectorized(vw):
-          acc[t*vw + l] += vals[j] * data[off[j] + oh*s*PW + (owo*tile*vw + t*vw + l)*s]
-      out[k, oh, owo*tile*vw + :] = acc
+        for h in unrolled(rows): for t in unrolled(tile): for l in vectorized(vw):
+          acc[h, t*vw + l] += vals[j] * data[off[j] + (oho*rows + h)*s*PW
+                                             + (owo*tile*vw + t*vw + l)*s]
+      out[k, oho*rows + h, owo*tile*vw + :] = acc[h]
 
-BSR, vectors along ``block`` output channels, ``tile`` pixels in registers::
+BSR, vectors along ``block`` output channels, ``tile`` pixels (of ``rows`` rows, as CSR;
+shown for rows 1) in registers::
 
     for kb in parallel(K / block):  for oh:  for owo in range(OWp / tile):
       acc[tile, block] = 0
@@ -88,35 +92,52 @@ class SparseConv2dWorkload:
                 f"_s{self.stride}_p{self.pad}_nnz{self.nnz}")
 
 
+def _row_choices(w: SparseConv2dWorkload) -> list[int]:
+    return [d for d in range(1, min(w.OH, 8) + 1) if w.OH % d == 0]
+
+
 def space(w: SparseConv2dWorkload) -> dict[str, list[Any]]:
     lanes = host_machine().vector_lanes
     if w.fmt == "csr":
-        return {"vw": sorted({4, lanes}), "tile": [1, 2, 3, 4, 6],
+        return {"vw": sorted({4, lanes}), "tile": [1, 2, 3, 4, 6], "rows": _row_choices(w),
                 "order": list(ORDERS), "parallel": [True, False]}
     return {"tile": [t for t in (1, 2, 3, 4, 6, 8, 12) if t <= max(w.OW, 1) * 2],
-            "order": list(ORDERS), "parallel": [True, False]}
+            "rows": _row_choices(w), "order": list(ORDERS), "parallel": [True, False]}
+
+
+def _vectors(w: SparseConv2dWorkload, cfg: Mapping[str, Any]) -> int:
+    lanes = host_machine().vector_lanes
+    per = -(-(cfg["vw"] if w.fmt == "csr" else w.block) // lanes)
+    return cfg.get("rows", 1) * cfg["tile"] * per
 
 
 def is_valid(w: SparseConv2dWorkload, cfg: Mapping[str, Any]) -> bool:
-    m = host_machine()
-    if w.fmt == "csr":
-        vectors = cfg["tile"] * -(-cfg["vw"] // m.vector_lanes)
-    else:
-        vectors = cfg["tile"] * -(-w.block // m.vector_lanes)
-    return vectors <= m.accumulator_budget
+    return _vectors(w, cfg) <= host_machine().accumulator_budget
 
 
 def default_config(w: SparseConv2dWorkload) -> dict[str, Any]:
+    """The width tile with the least padding; then as many output rows as the registers
+    hold when one tile covers the row (small feature maps: the rows share each non-zero's
+    loads)."""
     lanes = host_machine().vector_lanes
+    budget = host_machine().accumulator_budget
     if w.fmt == "csr":
-        vw = lanes if w.OW >= lanes else 4
+        vw = lanes if 2 * w.OW > lanes else 4  # one vector per 7-wide row beats two of 4
         tiles = [t for t in space(w)["tile"] if t * vw <= max(w.OW, vw)]
-        return {"vw": vw, "tile": min(tiles, key=lambda t: _tile_cost(w.OW, t, vw)),
-                "order": "oh_k", "parallel": True}
-    per = -(-w.block // lanes)
-    tiles = [t for t in space(w)["tile"] if t * per <= host_machine().accumulator_budget - 2]
-    return {"tile": min(tiles, key=lambda t: _tile_cost(w.OW, t, 1)), "order": "oh_k",
-            "parallel": True}
+        cfg = {"vw": vw, "tile": min(tiles, key=lambda t: _tile_cost(w.OW, t, vw)),
+               "rows": 1, "order": "oh_k", "parallel": True}
+    else:
+        per = -(-w.block // lanes)
+        tiles = [t for t in space(w)["tile"] if t * per <= budget - 2]
+        cfg = {"tile": min(tiles, key=lambda t: _tile_cost(w.OW, t, 1)), "rows": 1,
+               "order": "oh_k", "parallel": True}
+    step = cfg["tile"] * (cfg["vw"] if w.fmt == "csr" else 1)
+    if step >= w.OW:
+        fit = [r for r in _row_choices(w) if is_valid(w, {**cfg, "rows": r})]
+        cfg["rows"] = max(fit)
+        if cfg["rows"] > 1:
+            cfg["order"] = "k_oh"
+    return cfg
 
 
 def _tile_cost(ow: int, tile: int, vw: int) -> float:
@@ -164,16 +185,23 @@ def build_func(w: SparseConv2dWorkload, cfg: Mapping[str, Any], name: str) -> Pr
     vals = Buffer("vals", "float32", (max(w.nnz, 1) * bo,))
     out = Buffer("out", "float32", (w.N * w.K * w.OH * owp,))
     tile = cfg["tile"]
+    hrows = cfg.get("rows", 1)
     vw = cfg["vw"] if w.fmt == "csr" else bo
-    acc = Buffer("acc", "float32", (tile * vw,), "local")
+    acc = Buffer("acc", "float32", (hrows * tile * vw,), "local")
     nr, oh, owo, j, t, lane = (Var(x, I64) for x in ("nr", "oh", "owo", "j", "t", "l"))
+    ht = Var("h", I64)
     r_var = Var("r", I64)
     n, r = Binary("floordiv", nr, _c(rows)), Binary("floormod", nr, _c(rows))
-    slot = _add(_mul(t, _c(vw)), lane)
-    zero = For(t, _c(0), _c(tile), "unrolled", For(lane, _c(0), _c(vw), "vectorized",
-                                                   Store(acc, (slot,), Const(0.0, "float32"))))
+    ohr = _add(_mul(oh, _c(hrows)), ht)  # the output row of register row ht
+    slot = _add(_mul(_add(_mul(ht, _c(tile)), t), _c(vw)), lane)
+
+    def tiled(body: Any) -> Any:
+        return For(ht, _c(0), _c(hrows), "unrolled", For(t, _c(0), _c(tile), "unrolled", For(
+            lane, _c(0), _c(vw), "vectorized", body)))
+
+    zero = tiled(Store(acc, (slot,), Const(0.0, "float32")))
     s = _c(w.stride)
-    base = _add(_mul(n, _c(w.C * ph * pwp)), _idx(offs, j), _mul(_mul(oh, s), _c(pwp)))
+    base = _add(_mul(n, _c(w.C * ph * pwp)), _idx(offs, j), _mul(_mul(ohr, s), _c(pwp)))
     if w.fmt == "csr":
         pix = _add(_mul(owo, _c(tile * vw)), _mul(t, _c(vw)), lane)
         x = Load(data, (_add(base, _mul(pix, s)),), "float32")
@@ -184,29 +212,27 @@ def build_func(w: SparseConv2dWorkload, cfg: Mapping[str, Any], name: str) -> Pr
         v = Load(vals, (_add(_mul(j, _c(bo)), lane),), "float32")
     update = Store(acc, (slot,), Binary("add", Load(acc, (slot,), "float32"), _mul(v, x)))
     lo, hi = _idx(row_ptr, r), _idx(row_ptr, _add(r, _c(1)))
-    body_j = For(j, lo, Binary("sub", hi, lo), "serial",
-                 For(t, _c(0), _c(tile), "unrolled",
-                     For(lane, _c(0), _c(vw), "vectorized", update)))
+    body_j = For(j, lo, Binary("sub", hi, lo), "serial", tiled(update))
     if w.fmt == "csr":
-        o_idx = _add(_mul(_add(_mul(nr, _c(w.OH)), oh), _c(owp)), pix)
+        o_idx = _add(_mul(_add(_mul(nr, _c(w.OH)), ohr), _c(owp)), pix)
     else:
         k = _add(_mul(r, _c(bo)), lane)
-        o_idx = _add(_mul(_add(_mul(_add(_mul(n, _c(w.K)), k), _c(w.OH)), oh), _c(owp)), pix)
-    store = For(t, _c(0), _c(tile), "unrolled", For(lane, _c(0), _c(vw), "vectorized",
-                                                    Store(out, (o_idx,),
-                                                          Load(acc, (slot,), "float32"))))
+        o_idx = _add(_mul(_add(_mul(_add(_mul(n, _c(w.K)), k), _c(w.OH)), ohr), _c(owp)), pix)
+    store = tiled(Store(out, (o_idx,), Load(acc, (slot,), "float32")))
     step = tile * vw if w.fmt == "csr" else tile
     inner = For(owo, _c(0), _c(owp // step), "serial",
                 Allocate(acc, seq(zero, body_j, store)))
     kind = "parallel" if cfg["parallel"] else "serial"
     if cfg.get("order", "k_oh") == "k_oh":
-        nest = For(nr, _c(0), _c(w.N * rows), kind, For(oh, _c(0), _c(w.OH), "serial", inner))
+        nest = For(nr, _c(0), _c(w.N * rows), kind,
+                   For(oh, _c(0), _c(w.OH // hrows), "serial", inner))
     else:  # output rows outside: one row's input stays in cache while every channel reads it
         noh = Var("noh", I64)
         body = For(r_var, _c(0), _c(rows), "serial", inner)
-        body = _subst(body, {nr: _add(_mul(Binary("floordiv", noh, _c(w.OH)), _c(rows)), r_var),
-                             oh: Binary("floormod", noh, _c(w.OH))})
-        nest = For(noh, _c(0), _c(w.N * w.OH), kind, body)
+        oht = w.OH // hrows
+        body = _subst(body, {nr: _add(_mul(Binary("floordiv", noh, _c(oht)), _c(rows)), r_var),
+                             oh: Binary("floormod", noh, _c(oht))})
+        nest = For(noh, _c(0), _c(w.N * oht), kind, body)
     return PrimFunc(name, (data, row_ptr, offs, vals, out), nest, {"outputs": ("out",)})
 
 
@@ -231,7 +257,7 @@ def build(w: SparseConv2dWorkload, cfg: Mapping[str, Any] | None = None,
     from tiletune.compiler.lower import run_passes
     from tiletune.compiler.passes.pipeline import pipeline
     cfg = dispatch.lookup(w.key(), default_config(w), w) if cfg is None else cfg
-    cfg = dict(default_config(w) if cfg is None else cfg)
+    cfg = {"rows": 1, **(default_config(w) if cfg is None else cfg)}  # rows: 1 in old records
     _check(w, cfg)
     func = run_passes(build_func(w, cfg, name), pipeline("llvm"), None)
     return llvm_build(func)
@@ -260,7 +286,7 @@ class SparseConv2d:
         nnz = fmt_w.nnz if isinstance(fmt_w, CSR) else fmt_w.nblocks
         self.workload = w = SparseConv2dWorkload(N, C, H, W, K, R, S, stride, pad, fmt, nnz,
                                                  block if fmt == "bsr" else 1)
-        self.config = dict(cfg or dispatch.lookup(w.key(), default_config(w), w))
+        self.config = {"rows": 1, **(cfg or dispatch.lookup(w.key(), default_config(w), w))}
         self.kernel = build(w, self.config)
         owp, ph, pwp = padded_width(w, self.config)
         self.row_ptr = fmt_w.row_ptr

@@ -20,7 +20,7 @@
    Consecutive quantized layers hand u8 tensors to each other directly; a layer whose
    output no quantized layer reads keeps its int32 accumulator (dequantized per channel).
 3. A layer the int8 kernels cannot run (grouped, dilated, asymmetric pads or strides,
-   input channels not a multiple of 4, non-constant weights) stays fp32 and is listed in
+   dense input features not a multiple of 4, non-constant weights) stays fp32 and is listed in
    ``QuantizedGraph.fp32`` with the reason; so is every other operator kind.
 """
 from __future__ import annotations
@@ -118,18 +118,19 @@ def _why_not(g: Graph, n: str) -> str | None:
         return "grouped or dilated convolution has no int8 kernel"
     if len(set(a["strides"])) != 1 or len(set(a["pads"])) != 1:
         return "asymmetric strides or pads have no int8 kernel"
-    if g.type(ins[0]).shape[1] % 4:
-        return "input channels are not a multiple of 4"
     return None
 
 
 def quantize_graph(graph: Graph, calibration_inputs: Iterable[Mapping[str, np.ndarray]
                                                                | np.ndarray],
                    method: str = "kl", *, percentile: float = 99.99, qmax: int | None = None,
-                   executor: GraphExecutor | None = None, vta: bool = False) -> QuantizedGraph:
+                   weight_bits: int | None = None, executor: GraphExecutor | None = None,
+                   vta: bool = False) -> QuantizedGraph:
     """Quantize ``graph`` (not changed) calibrated on ``calibration_inputs`` (arrays for the
     first input, or feeds ``{input name: array}``). ``qmax``: largest activation code
-    (default: what the host's int8 path multiplies exactly, 127 on AVX2). ``vta``:
+    (default 255); ``weight_bits``: 7 or 8 (default: 7 on the AVX2 / AVX-512BW paths, whose
+    vpmaddubsw is exact on full u8 activations only with 7-bit weights; 8 with VNNI or
+    7-bit activations, see ``quantize_layer``). ``vta``:
     power-of-two scales (7-bit activations, zero point 0 on non-negative tensors) so the
     layers VTA can run may be placed on it (``place_on_vta``)."""
     if method not in METHODS:
@@ -187,7 +188,7 @@ def quantize_graph(graph: Graph, calibration_inputs: Iterable[Mapping[str, np.nd
             layer = _pow2_layer(n, kind, w, b, ranges[x_name], y_range, stride, pad, relu)
         else:
             layer = quantize_layer(n, kind, w, b, ranges[x_name], y_range, stride=stride,
-                                   pad=pad, relu=relu, qmax=qmax)
+                                   pad=pad, relu=relu, qmax=qmax, weight_bits=weight_bits)
         layer.attrs.update({"input": x_name, "output": y_name, "op": d["op"]})
         out.layers[n] = layer
     _rewrite(g, [(out.layers[p[0]], p[1], p[2], _view_source(g, p[1])) for p in plans])

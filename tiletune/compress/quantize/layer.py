@@ -66,10 +66,12 @@ class QuantizedLayer:
         return mult, Requant(shift, self.y.zero_point, lo, self.y.qmax)
 
     def path(self) -> str:
-        """The host's fastest int8 path if it multiplies this layer's activations exactly
-        (the vpmaddubsw paths need 7-bit ones), else the exact generic path."""
+        """The host's fastest int8 path if it multiplies this layer exactly (the vpmaddubsw
+        paths need 7-bit weights or 7-bit activations), else the fastest exact one (the
+        int16 ``avx2_s16`` path on AVX2)."""
         best = int8dot.best_path()
-        return best if self.x.qmax <= int8dot.activation_max(best) else "generic"
+        amax = int8dot.activation_max(best, int8dot.weight_abs(self.weight))
+        return best if self.x.qmax <= amax else int8dot.exact_path()
 
     def build(self, input_shape: tuple[int, ...], path: str | None = None,
               cfg: dict[str, Any] | None = None) -> Any:
@@ -110,13 +112,18 @@ def _ident(name: str) -> str:
 
 def quantize_layer(name: str, kind: str, weight: np.ndarray, bias: np.ndarray | None,
                    x_range: Range, y_range: Range | None, *, stride: int = 1, pad: int = 0,
-                   relu: bool = False, qmax: int | None = None) -> QuantizedLayer:
+                   relu: bool = False, qmax: int | None = None,
+                   weight_bits: int | None = None) -> QuantizedLayer:
     """Post-training quantization of one layer from calibrated input/output ranges.
 
-    ``qmax``: largest activation code (default: what the host's int8 path multiplies
-    exactly, 127 on AVX2/AVX-512BW, 255 with VNNI)."""
-    q = int8dot.activation_max(int8dot.best_path()) if qmax is None else qmax
-    wq, ws = quantize_weight(weight)
+    ``qmax``: largest activation code (default 255). ``weight_bits`` (7 or 8): default 7
+    when the host's int8 path is a saturating one (AVX2 / AVX-512BW without VNNI) and the
+    activations are full u8 (the layer then runs exactly on it), else 8."""
+    q = 255 if qmax is None else qmax
+    if weight_bits is None:
+        path = int8dot.best_path()
+        weight_bits = 8 if q <= int8dot.activation_max(path) else int8dot.weight_bits(path)
+    wq, ws = quantize_weight(weight, bits=weight_bits)
     x = activation_qparams(x_range, q)
     y = None if y_range is None else activation_qparams(
         Range(0.0, y_range.hi) if relu else y_range, q)

@@ -12,8 +12,8 @@ model's fake-quantized semantics in fp32. ``splice_qdq`` then replaces each laye
     %yq = quantize(%r)
 
 A layer without an output QuantizeLinear keeps its int32 accumulator and is dequantized
-per channel. A layer the int8 kernels cannot take (channels not a multiple of 4) stays in
-the fp32 form the frontend built.
+per channel. A layer the int8 kernels cannot take (dense input features not a multiple of
+4) stays in the fp32 form the frontend built.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def splice_qdq(g: Graph, model: Any, names: dict[str, str]) -> list[tuple[str, s
         if layer.kind == "dense" and len(shape) != 2:
             kept.append((layer.name, f"dense input of shape {shape} is not 2-D"))
             continue
-        if shape[1] % 4:
-            kept.append((layer.name, "input channels are not a multiple of 4"))
+        if layer.kind == "dense" and shape[1] % 4:
+            kept.append((layer.name, "input features are not a multiple of 4"))
             continue
         qn = add_layer(g, layer, x)
         g.replace_uses(out, qn if layer.y is not None else dequantized(g, qn, layer))

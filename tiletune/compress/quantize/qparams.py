@@ -2,7 +2,8 @@
 weights, and the integer bias and fixed-point requantization of a conv/dense layer.
 
     activation  q = clip(round(x / s) + zp, 0, qmax)      x ~ s * (q - zp)
-    weight      q = clip(round(w / s_k), -127, 127)       w ~ s_k * q      (per channel k)
+    weight      q = clip(round(w / s_k), -wq, wq)         w ~ s_k * q      (per channel k;
+                                                          wq = 127, or 63 with 7 bits)
     bias        b_q = round(b / (s_in * s_k))             int32
     output      y_q = zp_out + (acc + b_q) * (s_in * s_k / s_out)
 """
@@ -45,18 +46,23 @@ def activation_qparams(r: Range, qmax: int = 255) -> QParams:
     return QParams(float(scale), zp, qmax)
 
 
-def quantize_weight(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel symmetric int8 (``[-127, 127]``) along ``axis``: ``(q, scales)``.
+def quantize_weight(w: np.ndarray, axis: int = 0, bits: int = 8
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel symmetric int8 (``[-127, 127]``, or ``[-63, 63]`` with ``bits`` 7: the
+    reduce_range that keeps the vpmaddubsw paths exact) along ``axis``: ``(q, scales)``.
     An all-zero channel gets scale 1 (its weights stay 0)."""
+    if bits not in (7, 8):
+        raise CompressError(f"weights are quantized to 7 or 8 bits, not {bits}")
+    wq = 2 ** (bits - 1) - 1
     w = np.asarray(w, np.float64)
     if w.ndim == 0 or w.size == 0:
         raise CompressError("cannot quantize an empty weight")
     red = tuple(d for d in range(w.ndim) if d != axis % w.ndim)
     amax = np.abs(w).max(axis=red) if red else np.abs(w)
-    scales = np.where(amax > 0, amax / 127.0, 1.0)
+    scales = np.where(amax > 0, amax / wq, 1.0)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
+    q = np.clip(np.round(w / scales.reshape(shape)), -wq, wq).astype(np.int8)
     return q, scales.astype(np.float64)
 
 

@@ -8,6 +8,7 @@ For each node in topological order:
   NCHWc template reads NCHW[ic_bn]c (or plain NCHW, packing inside the kernel, when its
   producer is plain) and writes NCHW[oc_bn]c; depthwise keeps its producer's block; dense
   and the generic conv are plain;
+* qconv2d / qdense (int8) ask ``qops.int8_plan`` (tuned or default config), plain u8;
 * relu/clip, pooling and pad keep their input's layout; add/mul keep it when every
   activation operand has the output's full 4-D shape (constants are laid out to match);
 * everything else (flatten, reshape, concat, softmax, transpose, matmul) is plain, and so
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tiletune.graph import qops
 from tiletune.graph.ir import Graph, blocked
 from tiletune.graph.lower_conv import conv_plan
 from tiletune.graph.records import TunedConfigs
@@ -48,6 +50,9 @@ def plan_layouts(g: Graph, ctx: Any = None) -> None:
             req = [plan.in_block] + [None] * (len(ins) - 1)
             if "residual" in [s[0] for s in d["attrs"].get("epilogue", ())]:
                 req[-1] = out
+        elif op in ("qconv2d", "qdense"):  # int8 kernels: plain u8 in and out
+            d["plan"] = qops.int8_plan(g, n, configs)
+            out, req = 0, [0]
         elif op in FOLLOW_INPUT:
             out = block[ins[0]]
             req = [out]
