@@ -39,7 +39,7 @@ class GraphTask:
 
     def describe(self) -> str:
         a = self.args
-        if self.template == "conv2d_nchwc_fused":
+        if self.template in ("conv2d_auto_fused", "conv2d_nchwc_fused"):
             n, c, h, w, k, r, s, st, p = a[:9]
             shape = f"{n}x{c}x{h}x{w} k{k} {r}x{s} s{st} p{p}"
         elif self.template == "depthwise_nchwc":
