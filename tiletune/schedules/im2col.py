@@ -114,24 +114,28 @@ def compute(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue | None
 
     cols = tt.compute((w.N, -(-P // nr), Q, nr), cols_body, name="cols")
     q = tt.reduce_axis(Q, "q")
-    conv = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, oh, ow: tt.sum(
-        weight[k // mr, q, k % mr] * cols[n, (oh * w.OW + ow) // nr, q, (oh * w.OW + ow) % nr],
-        axis=q), name="conv")
+    # accumulators in the column panels' tiling, so a tile's (mr x nr) block is exactly one
+    # panel step (bounds of a fused (oh, ow) tile would cover whole rows)
+    conv = tt.compute((w.N, w.K, -(-P // nr), nr), lambda n, k, jo, jj: tt.sum(
+        weight[k // mr, q, k % mr] * cols[n, jo, q, jj], axis=q), name="conv")
+
+    def acc(n, k, h, x):
+        p = h * w.OW + x
+        return conv[n, k, p // nr, p % nr]
+
     epi = epilogue or Epilogue()
-    if not epi and layout_out == "NCHW":
-        return data, weight, [], cols, conv, conv
     bias = tt.placeholder((w.K,), w.dtype, name="bias") if epi.has_bias else None
     if layout_out == "NCHWc":
         shape = (w.N, w.K // oc_bn, w.OH, w.OW, oc_bn)
         res = tt.placeholder(shape, w.dtype, name="residual") if epi.has_residual else None
         out = tt.compute(shape, lambda n, kc, h, x, k: epi.apply(
-            conv[n, kc * oc_bn + k, h, x], kc * oc_bn + k, bias, lambda: res[n, kc, h, x, k]),
+            acc(n, kc * oc_bn + k, h, x), kc * oc_bn + k, bias, lambda: res[n, kc, h, x, k]),
             name="output")
     else:
         res = (tt.placeholder((w.N, w.K, w.OH, w.OW), w.dtype, name="residual")
                if epi.has_residual else None)
         out = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: epi.apply(
-            conv[n, k, h, x], k, bias, lambda: res[n, k, h, x]), name="output")
+            acc(n, k, h, x), k, bias, lambda: res[n, k, h, x]), name="output")
     return data, weight, [t for t in (bias, res) if t is not None], cols, conv, out
 
 
@@ -154,7 +158,7 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
         s[cols].parallel(s[cols].fuse(n, jo))
     s[cols].vectorize(s[cols].split(jj, factor=lanes)[1])
 
-    CL = s.cache_write(conv, "local")
+    s[conv].set_scope("local")
     if layout_out == "NCHWc":
         # NCHW[oc_bn]c out: the (mr x nr) accumulator tile is stored transposed, pixel by
         # pixel, each pixel's mr channels contiguous
@@ -165,8 +169,8 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
         s[out].reorder(on, okc, kbo, po, pi, ki)
         outer = [on, s[out].fuse(okc, kbo), po]
         if cfg["order"] == "p_k":
+            s[out].reorder(on, po, outer[1], pi, ki)
             outer = [on, po, outer[1]]
-        s[out].reorder(*outer, pi, ki)
         if par:
             s[out].parallel(s[out].fuse(outer[0], outer[1]))
         s[out].unroll(pi)
@@ -174,9 +178,6 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
             s[out].vectorize(s[out].split(ki, factor=lanes)[1])
         else:
             s[out].unroll(ki)
-        s[conv].compute_at(s[out], outer[2])
-        cn, ck, coh, cow = s[conv].axis
-        s[conv].vectorize(s[conv].split(s[conv].fuse(coh, cow), factor=lanes)[1])
     else:
         on, ok, oh, ow = s[out].axis
         p = s[out].fuse(oh, ow)
@@ -188,21 +189,16 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
             s[out].parallel(s[out].fuse(outer[0], outer[1]))
         s[out].unroll(ki)
         s[out].vectorize(s[out].split(pi, factor=lanes)[1])
-        if out is not conv:  # the epilogue stage stores; the accumulator copy sits in its tile
-            s[conv].compute_at(s[out], outer[2])
-            cn, ck, coh, cow = s[conv].axis
-            s[conv].vectorize(s[conv].split(s[conv].fuse(coh, cow), factor=lanes)[1])
-    s[CL].compute_at(s[out], outer[2])
-    ln, lk, loh, low = s[CL].axis
-    (rq,) = s[CL].reduce_axis
-    lp = s[CL].fuse(loh, low)
-    lpo, lpi = s[CL].split(lp, factor=lanes)
-    qo, qi = s[CL].split(rq, factor=cfg["unroll_q"])
-    s[CL].reorder(ln, qo, qi, lk, lpo, lpi)
-    s[CL].unroll(qi)
-    s[CL].unroll(lk)
-    s[CL].unroll(lpo)
-    s[CL].vectorize(lpi)
+    s[conv].compute_at(s[out], outer[2])
+    ln, lk, ljo, ljj = s[conv].axis
+    (rq,) = s[conv].reduce_axis
+    lpo, lpi = s[conv].split(ljj, factor=lanes)
+    qo, qi = s[conv].split(rq, factor=cfg["unroll_q"])
+    s[conv].reorder(ln, ljo, qo, qi, lk, lpo, lpi)
+    s[conv].unroll(qi)
+    s[conv].unroll(lk)
+    s[conv].unroll(lpo)
+    s[conv].vectorize(lpi)
     return s, [data, weight, *extras, out]
 
 
