@@ -10,6 +10,11 @@ algorithm and a record says which one won::
 ``choose(w)`` gives ``(module, config)``: the tuned pick inside ``apply_history_best``
 (dispatch key :func:`key`), else a heuristic; ``build`` compiles it. Every algorithm's kernel
 is called as ``f(data, module.pack_weight(weight, config), [bias], [residual], out)``.
+
+A graph's conv node uses the ``fused_*`` functions: the same config format over the
+algorithms that read NCHW or NCHW[ic_bn]c and write NCHW[oc_bn]c with the epilogue fused
+(:data:`FUSED_ALGORITHMS`: direct NCHWc, Winograd, im2col), the blocks fixed by the graph's
+layout plan; ``pack_weight`` (Winograd: the kernel transform) runs once at graph compile time.
 """
 from __future__ import annotations
 
