@@ -66,12 +66,21 @@ def multiplies_per_tile(m: int, r: int = 3) -> int:
     return (m + r - 1) ** 2
 
 
+def _blocks(n: int, lanes: int, whole_vectors: bool) -> list[int]:
+    """Channel blocks of ``n`` up to four vectors (multiples of a vector past one if
+    ``whole_vectors``); blocks under half a vector only when ``n`` has no larger one (they
+    leave the transforms' and the GEMM's vectors mostly empty)."""
+    out = [d for d in divisors(n) if d <= 4 * lanes
+           and (not whole_vectors or d <= lanes or d % lanes == 0)]
+    return [d for d in out if 2 * d >= lanes] or out
+
+
 def space(w: Conv2dWorkload) -> dict[str, list[Any]]:
     lanes = host_machine().vector_lanes
     return {
         "tile": [m for m in TILES if m <= max(w.OH, w.OW) or m == 2],
-        "ic_bn": [d for d in divisors(w.C) if d <= 4 * lanes],
-        "oc_bn": [d for d in divisors(w.K) if d <= 4 * lanes and (d <= lanes or d % lanes == 0)],
+        "ic_bn": _blocks(w.C, lanes, False),
+        "oc_bn": _blocks(w.K, lanes, True),
         "reg_p": list(range(1, 13)),
         "gemm_order": ["kc_p", "p_kc"],
         "parallel": [True, False],
