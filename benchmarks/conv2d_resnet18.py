@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402  (unsets OPENBLAS_CORETYPE before numpy)
 from tiletune.schedules import conv2d, conv2d_nchw, im2col, winograd  # noqa: E402
+from tiletune.schedules.machine import host_machine  # noqa: E402
 
 LAYERS = [(3, 224, 224, 64, 7, 7, 2, 3), (64, 56, 56, 64, 3, 3, 1, 1),
           (64, 56, 56, 64, 1, 1, 1, 0), (64, 56, 56, 128, 3, 3, 2, 1),
@@ -42,13 +43,14 @@ def sweep_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> list[tuple
     """The heuristic choice plus ``n`` seeded valid configs of each conv2d template."""
     import itertools
     rng = np.random.default_rng(seed)
+    lanes = host_machine().vector_lanes
     out = [conv2d_nchw.choose(w)]
     for module in (conv2d, conv2d_nchw):
         sp = module.space(w)
         allc = [dict(zip(sp, vals)) for vals in itertools.product(*sp.values())]
         allc = [c for c in allc if module.is_valid(w, c) and c["parallel"] in (True, "n_occ_oh")]
         if module is conv2d:
-            good = [c for c in allc if c["oc_bn"] % 16 == 0 and c["reg_n"] >= 4]
+            good = [c for c in allc if c["oc_bn"] % lanes == 0 and c["reg_n"] >= 4]
             allc = good or allc
         picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
         out += [(module, module.default_config(w))] + [(module, allc[i]) for i in picks]
@@ -100,6 +102,7 @@ def algorithm_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> dict[s
     Winograd tile size, and ``n`` seeded valid configs of each (parallel knob on)."""
     import itertools
     rng = np.random.default_rng(seed)
+    lanes = host_machine().vector_lanes
     out: dict[str, list] = {}
     for name, module in (("winograd", winograd), ("im2col", im2col)):
         if name == "winograd" and not winograd.applicable(w):
@@ -113,7 +116,7 @@ def algorithm_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> dict[s
         sp = module.space(w)
         allc = [dict(zip(sp, v)) for v in itertools.product(*sp.values())]
         allc = [c for c in allc if module.is_valid(w, c) and c["parallel"]
-                and c.get("oc_bn", 16) % 8 == 0 and c.get("reg_p", 6) >= 4]
+                and c.get("oc_bn", lanes) % lanes == 0 and c.get("reg_p", 6) >= 4]
         picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
         out[name] = [(module, c) for c in cands + [allc[i] for i in picks]]
     return out
