@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402  (unsets OPENBLAS_CORETYPE before numpy)
 from tiletune.schedules import conv2d, conv2d_nchw, im2col, winograd  # noqa: E402
+from tiletune.schedules.machine import host_machine  # noqa: E402
 
 LAYERS = [(3, 224, 224, 64, 7, 7, 2, 3), (64, 56, 56, 64, 3, 3, 1, 1),
           (64, 56, 56, 64, 1, 1, 1, 0), (64, 56, 56, 128, 3, 3, 2, 1),
@@ -42,27 +43,54 @@ def sweep_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> list[tuple
     """The heuristic choice plus ``n`` seeded valid configs of each conv2d template."""
     import itertools
     rng = np.random.default_rng(seed)
+    lanes = host_machine().vector_lanes
     out = [conv2d_nchw.choose(w)]
     for module in (conv2d, conv2d_nchw):
         sp = module.space(w)
         allc = [dict(zip(sp, vals)) for vals in itertools.product(*sp.values())]
         allc = [c for c in allc if module.is_valid(w, c) and c["parallel"] in (True, "n_occ_oh")]
         if module is conv2d:
-            good = [c for c in allc if c["oc_bn"] % 16 == 0 and c["reg_n"] >= 4]
+            good = [c for c in allc if c["oc_bn"] % lanes == 0 and c["reg_n"] >= 4]
             allc = good or allc
         picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
         out += [(module, module.default_config(w))] + [(module, allc[i]) for i in picks]
     return out
 
 
+_REFERENCE: dict = {}
+
+
+def reference(w, data, weight) -> np.ndarray:
+    """The float64 reference of a layer (computed once per layer and inputs)."""
+    key = (w, id(data), id(weight))
+    if key not in _REFERENCE:
+        _REFERENCE.clear()
+        _REFERENCE[key] = conv2d.reference(data, weight, w.stride, w.pad)
+    return _REFERENCE[key]
+
+
+_BUILT: dict = {}
+
+
+def built(w, module, cfg):
+    """The compiled kernel of a config (compiled once per layer: re-timed on more threads)."""
+    import json
+    key = (w, module.__name__, json.dumps(cfg, sort_keys=True))
+    if key not in _BUILT:
+        if _BUILT and next(iter(_BUILT))[0] != w:
+            _BUILT.clear()
+        _BUILT[key] = module.build(w, cfg)
+    return _BUILT[key]
+
+
 def time_config(w, choice, data, weight, threads: int, number: int = 5) -> float:
     module, cfg = choice
-    f = module.build(w, cfg)
+    f = built(w, module, cfg)
     f.set_num_threads(threads)
     out = np.empty((w.N, w.K, w.OH, w.OW), "float32")
     wp = module.pack_weight(weight, cfg)
     f(data, wp, out)
-    ref = conv2d.reference(data, weight, w.stride, w.pad)
+    ref = reference(w, data, weight)
     err = np.abs(out - ref).max() / (np.abs(ref).max() + 1e-9)
     if err > 1e-4:
         raise AssertionError(f"{w.key()} {cfg}: wrong result (rel err {err:.2e})")
@@ -74,19 +102,21 @@ def algorithm_configs(w: conv2d.Conv2dWorkload, n: int, seed: int = 0) -> dict[s
     Winograd tile size, and ``n`` seeded valid configs of each (parallel knob on)."""
     import itertools
     rng = np.random.default_rng(seed)
+    lanes = host_machine().vector_lanes
     out: dict[str, list] = {}
     for name, module in (("winograd", winograd), ("im2col", im2col)):
         if name == "winograd" and not winograd.applicable(w):
             continue
         d = module.default_config(w)
         cands = [d]
-        if module is winograd:
-            cands += [{**d, "tile": m} for m in winograd.space(w)["tile"] if m != d["tile"]
-                      and winograd.is_valid(w, {**d, "tile": m})]
+        if module is winograd:  # each tile size with its default register tile
+            cands += [c for m in winograd.space(w)["tile"] if m != d["tile"]
+                      for c in [{**d, "tile": m, "reg_p": winograd.default_reg_p(
+                          w, m, d["oc_bn"])}] if winograd.is_valid(w, c)]
         sp = module.space(w)
         allc = [dict(zip(sp, v)) for v in itertools.product(*sp.values())]
         allc = [c for c in allc if module.is_valid(w, c) and c["parallel"]
-                and c.get("oc_bn", 16) % 8 == 0 and c.get("reg_p", 6) >= 4]
+                and c.get("oc_bn", lanes) % lanes == 0 and c.get("reg_p", 6) >= 4]
         picks = rng.choice(len(allc), size=min(n, len(allc)), replace=False)
         out[name] = [(module, c) for c in cands + [allc[i] for i in picks]]
     return out
@@ -96,9 +126,25 @@ def relative_error(w, choice, data, weight) -> float:
     """max |out - ref| / max |ref| against the float64 reference."""
     module, cfg = choice
     out = np.empty((w.N, w.K, w.OH, w.OW), "float32")
-    module.build(w, cfg)(data, module.pack_weight(weight, cfg), out)
-    ref = conv2d.reference(data, weight, w.stride, w.pad)
+    f = built(w, module, cfg)
+    f.set_num_threads(1)
+    f(data, module.pack_weight(weight, cfg), out)
+    ref = reference(w, data, weight)
     return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
+def winograd_stages(w, cfg, threads: int) -> dict[str, float]:
+    """Milliseconds of the input transform, the batched GEMM and the output transform, each
+    compiled and timed alone (``winograd.stage_kernels``; NCHW in and out)."""
+    import tiletune as tt
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, (s, tensors) in winograd.stage_kernels(w, cfg).items():
+        f = tt.build(s, tensors, name=f"winograd_{name}")
+        f.set_num_threads(threads)
+        arrays = [rng.standard_normal(t.shape).astype("float32") for t in tensors]
+        out[name] = 1e3 * f.time_evaluator(number=5, repeat=5)(*arrays).min
+    return out
 
 
 def with_parallel(choice: tuple, threads: int) -> list[tuple]:
@@ -168,6 +214,12 @@ def main() -> None:
             algos[name] = min(timed, key=lambda tc: tc[0])[1]
         wino_err = relative_error(w, algos["winograd"], data, weight) \
             if "winograd" in algos else float("nan")
+        wino_label = (f"F{algos['winograd'][1]['tile']} {wino_err:.1e}" if "winograd" in algos
+                      else "-")
+        stages = winograd_stages(w, algos["winograd"][1], 1) if "winograd" in algos else {}
+        if stages:
+            print(f"layer {li} winograd {algos['winograd'][1]}: stages (ms, 1 thread) " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in stages.items()), flush=True)
         for threads in args.threads:
             t_def = time_config(w, conv2d_nchw.choose(w), data, weight, threads)
             t_best = min([t_def] + [time_config(w, c, data, weight, threads)
@@ -189,7 +241,7 @@ def main() -> None:
                               **{n: gf(t) for n, t in t_alg.items()},
                               "combined": gf(t_comb)},
                    "algorithm_configs": {n: c[1] for n, c in algos.items()},
-                   "winograd_rel_error": wino_err,
+                   "winograd_rel_error": wino_err, "winograd_stages_ms_1thread": stages,
                    "peak": peak * threads, "best_template": best_cfg[0].__name__.split(".")[-1],
                    "best_config": best_cfg[1],
                    "source": "records" if tuned else f"sweep of {len(candidates)}"}
@@ -202,7 +254,7 @@ def main() -> None:
             alg_rows.append([li, threads, g["best"], g.get("winograd", float("nan")),
                              g.get("im2col", float("nan")), g["combined"],
                              g["combined"] / g["best"], g["combined"] / g["onnxruntime"],
-                             100 * g["combined"] / (peak * threads), f"{wino_err:.1e}"])
+                             100 * g["combined"] / (peak * threads), wino_label])
             print(f"layer {li} x{threads}: best {g['best']:.1f} default {g['default']:.1f} "
                   f"winograd {g.get('winograd', float('nan')):.1f} "
                   f"im2col {g.get('im2col', float('nan')):.1f} "

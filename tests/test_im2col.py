@@ -55,3 +55,27 @@ def test_hypothesis_im2col_space(data):
             im2col.schedule(w, cfg)
         return
     _run(w, cfg)
+
+
+@pytest.mark.parametrize("layout_in", ["NCHW", "NCHWc"])
+def test_im2col_blocked_layouts(layout_in):
+    """The graph's kernel: NCHW or NCHW[ic_bn]c in, NCHW[oc_bn]c out with the epilogue."""
+    w = SHAPES[0]
+    cfg = {**im2col.default_config(w), "mr": 4}
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal((w.N, w.C, w.H, w.W)).astype("float32")
+    g = rng.standard_normal((w.K, w.C, 3, 3)).astype("float32")
+    b = rng.standard_normal(w.K).astype("float32")
+    ref = np.maximum(conv2d.reference(d, g, 1, 1) + b[None, :, None, None], 0)
+
+    def blocked(x, bn):
+        n, c, h, ww = x.shape
+        return np.ascontiguousarray(x.reshape(n, c // bn, bn, h, ww).transpose(0, 1, 3, 4, 2))
+
+    f = im2col.build(w, cfg, epilogue=Epilogue((("bias",), ("relu",))), opt_level=1,
+                     layout_in=layout_in, layout_out="NCHWc", ic_bn=4, oc_bn=8)
+    out = np.full((1, 2, w.OH, w.OW, 8), np.nan, "float32")
+    f(d if layout_in == "NCHW" else blocked(d, 4), im2col.pack_weight(g, cfg), b, out)
+    np.testing.assert_allclose(out, blocked(ref, 8), rtol=1e-4, atol=1e-4)
+    with pytest.raises(tt.ScheduleError, match="oc_bn"):
+        im2col.schedule(w, {**cfg, "mr": 8, "nr": 8}, None, "NCHW", "NCHWc", 4, 4)

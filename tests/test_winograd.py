@@ -118,3 +118,49 @@ def test_hypothesis_configs_of_the_space(data):
             winograd.schedule(w, cfg)
         return
     assert _run(w, cfg) <= 1e-4
+
+
+def _blocked(x, bn):
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.reshape(n, c // bn, bn, h, w).transpose(0, 1, 3, 4, 2))
+
+
+@pytest.mark.parametrize("layout_in", ["NCHW", "NCHWc"])
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_blocked_layouts_with_epilogue(layout_in, m):
+    """The graph's kernel: NCHW or NCHW[ic_bn]c in, NCHW[oc_bn]c out (partial tiles
+    cropped), bias + residual + relu fused into the output transform."""
+    w = conv2d.Conv2dWorkload(1, 16, 7, 9, 16, 3, 3, 1, 1)
+    cfg = {**winograd.default_config(w), "tile": m, "ic_bn": 8, "oc_bn": 8, "reg_p": 3}
+    rng = np.random.default_rng(1)
+    d = rng.standard_normal((1, 16, 7, 9)).astype("float32")
+    g = rng.standard_normal((16, 16, 3, 3)).astype("float32")
+    b = rng.standard_normal(16).astype("float32")
+    r = rng.standard_normal((1, 16, 7, 9)).astype("float32")
+    epi = Epilogue((("bias",), ("residual",), ("relu",)))
+    f = winograd.build(w, cfg, epilogue=epi, opt_level=1, layout_in=layout_in,
+                       layout_out="NCHWc")
+    out = np.full((1, 2, 7, 9, 8), np.nan, "float32")
+    f(d if layout_in == "NCHW" else _blocked(d, 8), winograd.pack_weight(g, cfg), b,
+      _blocked(r, 8), out)
+    ref = np.maximum(conv2d.reference(d, g, 1, 1) + b[None, :, None, None] + r, 0)
+    np.testing.assert_allclose(out, _blocked(ref, 8), rtol=1e-4, atol=1e-4)
+
+
+def test_stage_kernels_compose_to_the_full_kernel():
+    w = conv2d.Conv2dWorkload(1, 8, 6, 6, 16, 3, 3, 1, 1)
+    cfg = {**winograd.default_config(w), "tile": 2}
+    rng = np.random.default_rng(2)
+    d = rng.standard_normal((1, 8, 6, 6)).astype("float32")
+    U = winograd.pack_weight(rng.standard_normal((16, 8, 3, 3)).astype("float32"), cfg)
+    ks = {k: (tt.build(s, a, opt_level=1), a) for k, (s, a) in
+          winograd.stage_kernels(w, cfg).items()}
+    V = np.empty(ks["input"][1][1].shape, "float32")
+    ks["input"][0](d, V)
+    M = np.empty(ks["gemm"][1][2].shape, "float32")
+    ks["gemm"][0](V, U, M)
+    staged = np.empty((1, 16, 6, 6), "float32")
+    ks["output"][0](M, staged)
+    full = np.empty_like(staged)
+    winograd.build(w, cfg, opt_level=1)(d, U, full)
+    np.testing.assert_allclose(staged, full, rtol=1e-6, atol=1e-6)

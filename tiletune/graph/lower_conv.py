@@ -3,9 +3,14 @@
 ``conv_plan(g, node, configs)`` is the one dispatch point: it picks the algorithm from the
 workload (and the tuned records) and says which layouts the kernel reads and writes:
 
-* ``nchwc``      - ``schedules.conv2d`` (groups 1, square stride, symmetric pads, no
-                   dilation): NCHW[ic_bn]c in (or NCHW with the pack fused when the producer
-                   is plain), NCHW[oc_bn]c out, epilogue fused, weights packed at compile time;
+* ``nchwc``      - groups 1, square stride, symmetric pads, no dilation: NCHW[ic_bn]c in
+                   (or NCHW with the pack fused when the producer is plain), NCHW[oc_bn]c
+                   out, epilogue fused, weights packed (Winograd: transformed) at compile
+                   time. The algorithm is a choice (``schedules.conv2d_auto`` fused configs
+                   ``{"algorithm": ..., "schedule": ...}``): direct NCHWc
+                   (``schedules.conv2d``), Winograd (stride-1 3x3) or im2col + GEMM, from
+                   the ``conv2d_auto_fused`` records, else ``conv2d_nchwc_fused`` records
+                   (direct), else the heuristic ``conv2d_auto.fused_default``;
 * ``depthwise``  - ``schedules.depthwise_nchwc`` (groups == channels, multiplier 1): any
                    strides, pads, dilations; the block follows the producer's layout;
 * ``generic``    - a direct grouped/dilated convolution in plain NCHW (any attributes): the
@@ -16,6 +21,7 @@ New algorithms (Winograd, im2col, grouped templates) plug in as another kind her
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +31,7 @@ import tiletune as tt
 from tiletune.graph.ir import Graph
 from tiletune.graph.kernels import KernelSpec
 from tiletune.graph.records import TunedConfigs
-from tiletune.schedules import conv2d, dense, depthwise_nchwc
+from tiletune.schedules import conv2d, conv2d_auto, dense, depthwise_nchwc
 from tiletune.schedules.epilogue import Epilogue
 from tiletune.schedules.machine import divisors, host_machine
 
@@ -33,7 +39,7 @@ from tiletune.schedules.machine import divisors, host_machine
 @dataclass(frozen=True)
 class ConvPlan:
     kind: str                      # "nchwc" | "depthwise" | "generic" | "dense"
-    config: dict[str, Any] | None
+    config: dict[str, Any] | None  # nchwc: {"algorithm": ..., "schedule": ...}
     in_block: int                  # channel block of the data operand (0: plain)
     out_block: int                 # channel block of the output (0: plain)
     template: str = ""             # tuning template of the kernel ("" if not tunable)
@@ -105,7 +111,7 @@ def conv_plan(g: Graph, node: str, configs: TunedConfigs, producer_block: int) -
     if kind == "nchwc":
         # the channel blocks are fixed here (the input's block is its producer's, the
         # output's the default for the shape), so neighbouring convs need no transform; the
-        # tuned knobs are the register tile, kw unrolling and the parallel loops
+        # tuned knobs are the algorithm and its schedule with those blocks
         w = conv2d_workload(g, node)
         default = conv2d.default_config(w)
         ic_ok = producer_block in conv2d.space(w)["ic_bn"]
@@ -114,21 +120,9 @@ def conv_plan(g: Graph, node: str, configs: TunedConfigs, producer_block: int) -
         oc_bn = default["oc_bn"]
         args = (w.N, w.C, w.H, w.W, w.K, w.R, w.S, w.stride, w.pad, layout_in, ic_bn, oc_bn,
                 epi.key(), w.dtype)
-        base = {**default, "ic_bn": ic_bn, "oc_bn": oc_bn}
-        cfg = configs.get("conv2d_nchwc_fused", args)
-        plain = configs.get("conv2d_nchwc",
-                            (w.N, w.C, w.H, w.W, w.K, w.R, w.S, w.stride, w.pad, w.dtype))
-        tuned = False
-        for cand in (cfg, plain):
-            if cand is not None:
-                cand = {**cand, "ic_bn": ic_bn, "oc_bn": oc_bn}
-                if _fits(conv2d, w, cand):
-                    base, tuned = cand, True
-                    break
-        if not tuned and not conv2d.is_valid(w, base):
-            base["reg_n"] = default["reg_n"]
-        return ConvPlan(kind, base, ic_bn if layout_in == "NCHWc" else 0, oc_bn,
-                        "conv2d_nchwc_fused", args, tuned)
+        cfg, tuned = _algorithm_choice(configs, w, args, ic_bn, oc_bn)
+        return ConvPlan(kind, cfg, ic_bn if layout_in == "NCHWc" else 0, oc_bn,
+                        "conv2d_auto_fused", args, tuned)
     if kind == "depthwise":
         c = g.type(node).shape[1]
         block = producer_block if producer_block and c % producer_block == 0 \
@@ -140,6 +134,27 @@ def conv_plan(g: Graph, node: str, configs: TunedConfigs, producer_block: int) -
         return ConvPlan(kind, cfg if tuned else depthwise_nchwc.default_config(wl), block,
                         block, "depthwise_nchwc", args, tuned)
     return ConvPlan("generic", None, 0, 0)
+
+
+def _algorithm_choice(configs: TunedConfigs, w: conv2d.Conv2dWorkload, args: tuple,
+                      ic_bn: int, oc_bn: int) -> tuple[dict[str, Any], bool]:
+    """The faster of the node's tuned ``conv2d_auto_fused`` and direct (``conv2d_nchwc_fused``,
+    then plain ``conv2d_nchwc``) records that fit the blocks, else the heuristic default."""
+    found: list[tuple[float, dict[str, Any]]] = []
+    auto = configs.get_with_cost("conv2d_auto_fused", args)
+    if auto is not None and conv2d_auto.fused_is_valid(w, auto[1], ic_bn, oc_bn):
+        found.append(auto)
+    plain = (w.N, w.C, w.H, w.W, w.K, w.R, w.S, w.stride, w.pad, w.dtype)
+    for template, targs in (("conv2d_nchwc_fused", args), ("conv2d_nchwc", plain)):
+        hit = configs.get_with_cost(template, targs)
+        if hit is not None:
+            cand = {**hit[1], "ic_bn": ic_bn, "oc_bn": oc_bn}
+            if _fits(conv2d, w, cand):
+                found.append((hit[0], {"algorithm": "nchwc", "schedule": cand}))
+                break
+    if found:
+        return min(found, key=lambda cc: cc[0])[1], True
+    return conv2d_auto.fused_default(w, ic_bn, oc_bn), False
 
 
 def _fits(module: Any, w: Any, cfg: dict[str, Any]) -> bool:
@@ -171,12 +186,14 @@ def lower_conv2d(g: Graph, node: str) -> KernelSpec:
         w = conv2d_workload(g, node)
         cfg = plan.config
         layout_in = "NCHWc" if plan.in_block else "NCHW"
+        ic_bn, oc_bn = plan.task_args[10:12]
 
         def make():
-            return conv2d.schedule(w, cfg, epi, layout_in, "NCHWc")
+            return conv2d_auto.fused_schedule(w, cfg, epi, layout_in, ic_bn, oc_bn)
 
-        args = [("act", x), ("const", conv2d.pack_weight(weight, cfg))]
-        key = f"conv2d|{w.key()}|{layout_in}|{epi.key()}|{sorted(cfg.items())}"
+        args = [("act", x), ("const", conv2d_auto.pack_weight(weight, cfg))]
+        key = (f"conv2d|{w.key()}|{layout_in}|{ic_bn}|{oc_bn}|{epi.key()}|"
+               f"{json.dumps(cfg, sort_keys=True)}")
         return KernelSpec(key, make, args + _operands(g, node, bias_arr), w.flop,
                           (plan.template, plan.task_args))
     if plan.kind == "depthwise":

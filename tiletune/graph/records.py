@@ -53,12 +53,18 @@ class TunedConfigs:
                 self.best[key] = (cost, dict(cfg))
 
     def get(self, template: str, args: tuple, target: str = "llvm") -> dict[str, Any] | None:
+        hit = self.get_with_cost(template, args, target)
+        return None if hit is None else hit[1]
+
+    def get_with_cost(self, template: str, args: tuple, target: str = "llvm"
+                      ) -> tuple[float, dict[str, Any]] | None:
+        """``(mean seconds, config)`` of the best record of this task (None if untuned)."""
         key = workload_key(template, args, target)
         hit = self.best.get(key)
         if hit is None:
             return None
         self.used.add(key)
-        return dict(hit[1])
+        return hit[0], dict(hit[1])
 
     def __len__(self) -> int:
         return len(self.best)

@@ -46,7 +46,7 @@ class GraphTask:
         if self.template == "int8_dense":
             m, n, k, path, out = a
             return f"{self.kind} {m}x{n}x{k} ({path}, {out})"
-        if self.template == "conv2d_nchwc_fused":
+        if self.template in ("conv2d_auto_fused", "conv2d_nchwc_fused"):
             n, c, h, w, k, r, s, st, p = a[:9]
             shape = f"{n}x{c}x{h}x{w} k{k} {r}x{s} s{st} p{p}"
         elif self.template == "depthwise_nchwc":

@@ -10,6 +10,11 @@ algorithm and a record says which one won::
 ``choose(w)`` gives ``(module, config)``: the tuned pick inside ``apply_history_best``
 (dispatch key :func:`key`), else a heuristic; ``build`` compiles it. Every algorithm's kernel
 is called as ``f(data, module.pack_weight(weight, config), [bias], [residual], out)``.
+
+A graph's conv node uses the ``fused_*`` functions: the same config format over the
+algorithms that read NCHW or NCHW[ic_bn]c and write NCHW[oc_bn]c with the epilogue fused
+(:data:`FUSED_ALGORITHMS`: direct NCHWc, Winograd, im2col), the blocks fixed by the graph's
+layout plan; ``pack_weight`` (Winograd: the kernel transform) runs once at graph compile time.
 """
 from __future__ import annotations
 
@@ -149,3 +154,86 @@ def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "
 def pack_weight(weight: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:
     """OIHW weights -> the layout of ``cfg``'s algorithm (Winograd: transformed)."""
     return ALGORITHMS[cfg["algorithm"]].pack_weight(weight, cfg["schedule"])
+
+
+# ---------------------------------------------------------------------------- graph kernels
+#: Algorithms of a graph's conv node: each reads NCHW or NCHW[ic_bn]c and writes
+#: NCHW[oc_bn]c with the epilogue fused, the blocks fixed by the graph's layout plan.
+FUSED_ALGORITHMS = ("nchwc", "winograd", "im2col")
+
+
+@functools.lru_cache(maxsize=64)
+def _fused_configs(name: str, w: Conv2dWorkload, ic_bn: int, oc_bn: int
+                   ) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    if name == "winograd" and not winograd.applicable(w):
+        return ()
+    configs = _valid_configs(name, w)
+    if name == "im2col":
+        return tuple(c for c in configs if oc_bn % dict(c)["mr"] == 0)
+    return tuple(c for c in configs if dict(c)["ic_bn"] == ic_bn and dict(c)["oc_bn"] == oc_bn)
+
+
+def fused_configs(w: Conv2dWorkload, name: str, ic_bn: int, oc_bn: int) -> list[dict[str, Any]]:
+    """Valid configs of algorithm ``name`` with the graph's channel blocks."""
+    return [dict(c) for c in _fused_configs(name, _plain(w), ic_bn, oc_bn)]
+
+
+def fused_applicable(w: Conv2dWorkload, ic_bn: int, oc_bn: int) -> list[str]:
+    """The graph algorithms that can compute ``w`` with these blocks."""
+    return [n for n in FUSED_ALGORITHMS if _fused_configs(n, _plain(w), ic_bn, oc_bn)]
+
+
+def fused_is_valid(w: Conv2dWorkload, cfg: Mapping[str, Any], ic_bn: int, oc_bn: int) -> bool:
+    name, sched = cfg.get("algorithm"), cfg.get("schedule")
+    if name not in FUSED_ALGORITHMS or not isinstance(sched, Mapping):
+        return False
+    return dict(sched) in fused_configs(w, name, ic_bn, oc_bn)
+
+
+def fused_algorithm_default(w: Conv2dWorkload, name: str, ic_bn: int, oc_bn: int
+                            ) -> dict[str, Any] | None:
+    """The heuristic config of one algorithm with the graph's blocks (None if it cannot)."""
+    valid = fused_configs(w, name, ic_bn, oc_bn)
+    if not valid:
+        return None
+    if name == "im2col":
+        d = im2col.default_config(_plain(w))
+        mr = max(c["mr"] for c in valid if c["nr"] == d["nr"])
+        cand = {**d, "mr": mr}
+    else:
+        cand = {**ALGORITHMS[name].default_config(_plain(w)), "ic_bn": ic_bn, "oc_bn": oc_bn}
+        if name == "winograd":
+            cand["reg_p"] = winograd.default_reg_p(w, cand["tile"], oc_bn)
+    if cand in valid:
+        return cand
+    if name == "nchwc":  # the default width tile with these blocks may not fit: the widest
+        fits = [c for c in valid if all(c[k] == cand[k] for k in cand if k != "reg_n")]
+        if fits:
+            return max(fits, key=lambda c: c["reg_n"])
+    return valid[0]
+
+
+def fused_default(w: Conv2dWorkload, ic_bn: int, oc_bn: int) -> dict[str, Any]:
+    """Heuristic for a graph's conv node: Winograd where the measurements on AVX2 show it
+    wins (stride-1 3x3 with at least 32 channels in and out), else direct NCHWc."""
+    if winograd.applicable(w) and min(w.C, w.K) >= 32:
+        cfg = fused_algorithm_default(w, "winograd", ic_bn, oc_bn)
+        if cfg is not None:
+            return {"algorithm": "winograd", "schedule": cfg}
+    return {"algorithm": "nchwc", "schedule": fused_algorithm_default(w, "nchwc", ic_bn, oc_bn)}
+
+
+def fused_schedule(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue,
+                   layout_in: str, ic_bn: int, oc_bn: int):
+    """Schedule and arguments ``[data, weight_packed, (bias), (residual), out]`` of a graph
+    conv node: data in ``layout_in`` (NCHW or NCHW[ic_bn]c), output NCHW[oc_bn]c."""
+    if not fused_is_valid(w, cfg, ic_bn, oc_bn):
+        raise ScheduleError(f"conv2d_auto_fused config {dict(cfg)} is not valid for "
+                            f"{w.key()} with blocks ({ic_bn}, {oc_bn}): algorithm one of "
+                            f"{fused_applicable(w, ic_bn, oc_bn)} with a valid schedule")
+    name, sched, pw = cfg["algorithm"], dict(cfg["schedule"]), _plain(w)
+    if name == "nchwc":
+        return conv2d.schedule(pw, sched, epilogue, layout_in, "NCHWc")
+    if name == "winograd":
+        return winograd.schedule(pw, sched, epilogue, layout_in, "NCHWc")
+    return im2col.schedule(pw, sched, epilogue, layout_in, "NCHWc", ic_bn, oc_bn)

@@ -31,6 +31,8 @@ from tiletune.schedules.conv2d import Conv2dWorkload
 from tiletune.schedules.epilogue import Epilogue
 from tiletune.schedules.machine import divisors, host_machine
 
+LAYOUTS = ("NCHW", "NCHWc")
+
 
 def applicable(w: Conv2dWorkload) -> bool:
     return True
@@ -77,47 +79,78 @@ def _check(w: Conv2dWorkload, cfg: Mapping[str, Any]) -> None:
                             "unroll_q does not divide C*R*S")
 
 
-def compute(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue | None = None):
-    """``(data, weight_packed, extras, cols, conv, out)``."""
+def compute(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue | None = None,
+            layout_in: str = "NCHW", layout_out: str = "NCHW", ic_bn: int = 0, oc_bn: int = 0):
+    """``(data, weight_packed, extras, cols, conv, out)``.
+
+    ``layout_in="NCHWc"`` reads the data in NCHW[ic_bn]c; ``layout_out="NCHWc"`` stores
+    NCHW[oc_bn]c (``mr`` must divide ``oc_bn``) with the epilogue (residual in that layout)."""
+    if layout_in not in LAYOUTS or layout_out not in LAYOUTS:
+        raise ScheduleError(f"im2col layouts must be in {LAYOUTS}: {layout_in}, {layout_out}")
     mr, nr = cfg["mr"], cfg["nr"]
+    if layout_in == "NCHWc" and (ic_bn <= 0 or w.C % ic_bn):
+        raise ScheduleError(f"im2col NCHWc input needs a block ic_bn dividing C={w.C}: {ic_bn}")
+    if layout_out == "NCHWc" and (oc_bn <= 0 or w.K % oc_bn or oc_bn % mr):
+        raise ScheduleError(f"im2col NCHWc output needs a block oc_bn dividing K={w.K} and "
+                            f"divisible by mr={mr}: {oc_bn}")
     P, Q, RS = w.OH * w.OW, w.C * w.R * w.S, w.R * w.S
     s, pad = w.stride, w.pad
-    data = tt.placeholder((w.N, w.C, w.H, w.W), w.dtype, name="data")
+    if layout_in == "NCHW":
+        data = tt.placeholder((w.N, w.C, w.H, w.W), w.dtype, name="data")
+    else:
+        data = tt.placeholder((w.N, w.C // ic_bn, w.H, w.W, ic_bn), w.dtype, name="data")
     weight = tt.placeholder((w.K // mr, Q, mr), w.dtype, name="weight_packed")
+
+    def read(n, c, h, x):
+        return data[n, c, h, x] if layout_in == "NCHW" else data[n, c // ic_bn, h, x, c % ic_bn]
 
     def cols_body(n, jo, q, jj):
         p = tt.min(jo * nr + jj, P - 1)
         c, kh, kw = q // RS, (q // w.S) % w.R, q % w.S
         h, x = (p // w.OW) * s + kh - pad, (p % w.OW) * s + kw - pad
         inside = tt.all(h >= 0, h < w.H, x >= 0, x < w.W, jo * nr + jj < P)
-        return tt.if_then_else(inside, data[n, c, tt.max(tt.min(h, w.H - 1), 0),
-                                            tt.max(tt.min(x, w.W - 1), 0)], tt.const(0, w.dtype))
+        return tt.if_then_else(inside, read(n, c, tt.max(tt.min(h, w.H - 1), 0),
+                                            tt.max(tt.min(x, w.W - 1), 0)), tt.const(0, w.dtype))
 
     cols = tt.compute((w.N, -(-P // nr), Q, nr), cols_body, name="cols")
     q = tt.reduce_axis(Q, "q")
-    conv = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, oh, ow: tt.sum(
-        weight[k // mr, q, k % mr] * cols[n, (oh * w.OW + ow) // nr, q, (oh * w.OW + ow) % nr],
-        axis=q), name="conv")
+    # accumulators in the column panels' tiling, so a tile's (mr x nr) block is exactly one
+    # panel step (bounds of a fused (oh, ow) tile would cover whole rows)
+    conv = tt.compute((w.N, w.K, -(-P // nr), nr), lambda n, k, jo, jj: tt.sum(
+        weight[k // mr, q, k % mr] * cols[n, jo, q, jj], axis=q), name="conv")
+
+    def acc(n, k, h, x):
+        p = h * w.OW + x
+        return conv[n, k, p // nr, p % nr]
+
     epi = epilogue or Epilogue()
-    if not epi:
-        return data, weight, [], cols, conv, conv
     bias = tt.placeholder((w.K,), w.dtype, name="bias") if epi.has_bias else None
-    res = (tt.placeholder((w.N, w.K, w.OH, w.OW), w.dtype, name="residual")
-           if epi.has_residual else None)
-    out = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: epi.apply(
-        conv[n, k, h, x], k, bias, lambda: res[n, k, h, x]), name="output")
+    if layout_out == "NCHWc":
+        shape = (w.N, w.K // oc_bn, w.OH, w.OW, oc_bn)
+        res = tt.placeholder(shape, w.dtype, name="residual") if epi.has_residual else None
+        out = tt.compute(shape, lambda n, kc, h, x, k: epi.apply(
+            acc(n, kc * oc_bn + k, h, x), kc * oc_bn + k, bias, lambda: res[n, kc, h, x, k]),
+            name="output")
+    else:
+        res = (tt.placeholder((w.N, w.K, w.OH, w.OW), w.dtype, name="residual")
+               if epi.has_residual else None)
+        out = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: epi.apply(
+            acc(n, k, h, x), k, bias, lambda: res[n, k, h, x]), name="output")
     return data, weight, [t for t in (bias, res) if t is not None], cols, conv, out
 
 
 def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
-             epilogue: Epilogue | None = None):
-    """The schedule and kernel arguments ``[data, weight_packed, *extras, output]``."""
+             epilogue: Epilogue | None = None, layout_in: str = "NCHW",
+             layout_out: str = "NCHW", ic_bn: int = 0, oc_bn: int = 0):
+    """The schedule and kernel arguments ``[data, weight_packed, *extras, output]`` (layouts
+    and blocks as in :func:`compute`)."""
     cfg = dispatch.lookup(key(w), default_config(w), w) if cfg is None else cfg
     cfg = dict(cfg)
     _check(w, cfg)
     lanes = host_machine().vector_lanes
     mr, nr, par = cfg["mr"], cfg["nr"], cfg["parallel"]
-    data, weight, extras, cols, conv, out = compute(w, cfg, epilogue)
+    data, weight, extras, cols, conv, out = compute(w, cfg, epilogue, layout_in, layout_out,
+                                                    ic_bn, oc_bn)
     s = tt.create_schedule(out)
 
     n, jo, q, jj = s[cols].axis
@@ -125,32 +158,47 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
         s[cols].parallel(s[cols].fuse(n, jo))
     s[cols].vectorize(s[cols].split(jj, factor=lanes)[1])
 
-    CL = s.cache_write(conv, "local")
-    on, ok, oh, ow = s[out].axis
-    p = s[out].fuse(oh, ow)
-    ko, ki = s[out].split(ok, factor=mr)
-    po, pi = s[out].split(p, factor=nr)
-    outer = [on, ko, po] if cfg["order"] == "k_p" else [on, po, ko]
-    s[out].reorder(*outer, ki, pi)
-    if par:
-        s[out].parallel(s[out].fuse(outer[0], outer[1]))
-    s[out].unroll(ki)
-    s[out].vectorize(s[out].split(pi, factor=lanes)[1])
-    if out is not conv:  # the epilogue stage stores; the accumulator copy sits in its tile
-        s[conv].compute_at(s[out], outer[2])
-        cn, ck, coh, cow = s[conv].axis
-        s[conv].vectorize(s[conv].split(s[conv].fuse(coh, cow), factor=lanes)[1])
-    s[CL].compute_at(s[out], outer[2])
-    ln, lk, loh, low = s[CL].axis
-    (rq,) = s[CL].reduce_axis
-    lp = s[CL].fuse(loh, low)
-    lpo, lpi = s[CL].split(lp, factor=lanes)
-    qo, qi = s[CL].split(rq, factor=cfg["unroll_q"])
-    s[CL].reorder(ln, qo, qi, lk, lpo, lpi)
-    s[CL].unroll(qi)
-    s[CL].unroll(lk)
-    s[CL].unroll(lpo)
-    s[CL].vectorize(lpi)
+    s[conv].set_scope("local")
+    if layout_out == "NCHWc":
+        # NCHW[oc_bn]c out: the (mr x nr) accumulator tile is stored transposed, pixel by
+        # pixel, each pixel's mr channels contiguous
+        on, okc, oh, ow, okb = s[out].axis
+        p = s[out].fuse(oh, ow)
+        kbo, ki = s[out].split(okb, factor=mr)
+        po, pi = s[out].split(p, factor=nr)
+        s[out].reorder(on, okc, kbo, po, pi, ki)
+        outer = [on, s[out].fuse(okc, kbo), po]
+        if cfg["order"] == "p_k":
+            s[out].reorder(on, po, outer[1], pi, ki)
+            outer = [on, po, outer[1]]
+        if par:
+            s[out].parallel(s[out].fuse(outer[0], outer[1]))
+        s[out].unroll(pi)
+        if mr >= lanes:
+            s[out].vectorize(s[out].split(ki, factor=lanes)[1])
+        else:
+            s[out].unroll(ki)
+    else:
+        on, ok, oh, ow = s[out].axis
+        p = s[out].fuse(oh, ow)
+        ko, ki = s[out].split(ok, factor=mr)
+        po, pi = s[out].split(p, factor=nr)
+        outer = [on, ko, po] if cfg["order"] == "k_p" else [on, po, ko]
+        s[out].reorder(*outer, ki, pi)
+        if par:
+            s[out].parallel(s[out].fuse(outer[0], outer[1]))
+        s[out].unroll(ki)
+        s[out].vectorize(s[out].split(pi, factor=lanes)[1])
+    s[conv].compute_at(s[out], outer[2])
+    ln, lk, ljo, ljj = s[conv].axis
+    (rq,) = s[conv].reduce_axis
+    lpo, lpi = s[conv].split(ljj, factor=lanes)
+    qo, qi = s[conv].split(rq, factor=cfg["unroll_q"])
+    s[conv].reorder(ln, ljo, qo, qi, lk, lpo, lpi)
+    s[conv].unroll(qi)
+    s[conv].unroll(lk)
+    s[conv].unroll(lpo)
+    s[conv].vectorize(lpi)
     return s, [data, weight, *extras, out]
 
 
@@ -168,9 +216,10 @@ def key(w: Conv2dWorkload) -> str:
 
 
 def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "im2col",
-          epilogue: Epilogue | None = None, opt_level: int = 3):
+          epilogue: Epilogue | None = None, opt_level: int = 3, layout_in: str = "NCHW",
+          layout_out: str = "NCHW", ic_bn: int = 0, oc_bn: int = 0):
     """Compile; call as ``f(data, pack_weight(weight, cfg), [bias], [residual], out)``."""
-    s, args = schedule(w, cfg, epilogue)
+    s, args = schedule(w, cfg, epilogue, layout_in, layout_out, ic_bn, oc_bn)
     return tt.build(s, args, name=name, opt_level=opt_level)
 
 

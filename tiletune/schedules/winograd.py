@@ -42,6 +42,7 @@ from tiletune.schedules.machine import divisors, host_machine
 from tiletune.schedules.winograd_matrices import winograd_matrices
 
 TILES = (2, 4, 6)
+LAYOUTS = ("NCHW", "NCHWc")
 
 
 def applicable(w: Conv2dWorkload) -> bool:
@@ -65,12 +66,21 @@ def multiplies_per_tile(m: int, r: int = 3) -> int:
     return (m + r - 1) ** 2
 
 
+def _blocks(n: int, lanes: int, whole_vectors: bool) -> list[int]:
+    """Channel blocks of ``n`` up to four vectors (multiples of a vector past one if
+    ``whole_vectors``); blocks under half a vector only when ``n`` has no larger one (they
+    leave the transforms' and the GEMM's vectors mostly empty)."""
+    out = [d for d in divisors(n) if d <= 4 * lanes
+           and (not whole_vectors or d <= lanes or d % lanes == 0)]
+    return [d for d in out if 2 * d >= lanes] or out
+
+
 def space(w: Conv2dWorkload) -> dict[str, list[Any]]:
     lanes = host_machine().vector_lanes
     return {
         "tile": [m for m in TILES if m <= max(w.OH, w.OW) or m == 2],
-        "ic_bn": [d for d in divisors(w.C) if d <= 4 * lanes],
-        "oc_bn": [d for d in divisors(w.K) if d <= 4 * lanes and (d <= lanes or d % lanes == 0)],
+        "ic_bn": _blocks(w.C, lanes, False),
+        "oc_bn": _blocks(w.K, lanes, True),
         "reg_p": list(range(1, 13)),
         "gemm_order": ["kc_p", "p_kc"],
         "parallel": [True, False],
@@ -88,18 +98,25 @@ def is_valid(w: Conv2dWorkload, cfg: Mapping[str, Any]) -> bool:
             and cfg["reg_p"] <= P)
 
 
+def default_reg_p(w: Conv2dWorkload, m: int, oc_bn: int) -> int:
+    """Tile rows of the GEMM's register block: as many as fit the accumulator registers,
+    fewer when that pads the tile count less (cost ~ padded tiles x (1 + 1 / reg_p): each
+    step loads the weight vectors once for reg_p broadcasts)."""
+    _, _, P = tiles(w, m)
+    most = max(1, min(host_machine().accumulator_budget // _vectors(oc_bn), P, 12))
+    return min(range(max(1, most // 2), most + 1),
+               key=lambda r: (-(-P // r) * r * (1 + 1 / r), -r))
+
+
 def default_config(w: Conv2dWorkload) -> dict[str, Any]:
     """F(4x4, 3x3) when there are enough tiles (F(2x2) on small maps); a two-vector channel
-    block and as many tile rows as fit the accumulator registers."""
-    m = host_machine()
-    lanes = m.vector_lanes
+    block and the register tile of :func:`default_reg_p`."""
+    lanes = host_machine().vector_lanes
     tile = 4 if min(w.OH, w.OW) >= 8 else 2
     oc_choices = space(w)["oc_bn"]
     oc_bn = next((b for b in (2 * lanes, lanes) if b in oc_choices), max(oc_choices))
     ic_bn = max(d for d in divisors(w.C) if d <= lanes)
-    _, _, P = tiles(w, tile)
-    reg_p = max(1, min(m.accumulator_budget // _vectors(oc_bn), P, 12))
-    return {"tile": tile, "ic_bn": ic_bn, "oc_bn": oc_bn, "reg_p": reg_p,
+    return {"tile": tile, "ic_bn": ic_bn, "oc_bn": oc_bn, "reg_p": default_reg_p(w, tile, oc_bn),
             "gemm_order": "kc_p", "parallel": True}
 
 
@@ -140,24 +157,55 @@ def _transform1d(mat: tuple, row: Any, read: Callable[[int], Any], dtype: str) -
                                            dtype) for r in mat])
 
 
-def compute(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue | None = None):
-    """Placeholders and stages: ``(data, weight_t, extras, stages dict, out)``."""
-    m, bn, kb, reg_p = cfg["tile"], cfg["ic_bn"], cfg["oc_bn"], cfg["reg_p"]
+def compute(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue | None = None,
+            layout_in: str = "NCHW", layout_out: str = "NCHW"):
+    """Placeholders and stages: ``(data, weight_t, extras, stages dict, out)``.
+
+    ``layout_in="NCHWc"`` takes the data in NCHW[ic_bn]c (the pad stage then copies whole
+    vectors); ``layout_out="NCHWc"`` makes the output transform the final stage, storing
+    NCHW[oc_bn]c with the epilogue applied (a residual comes in that layout), no unpack."""
+    _check_layouts(layout_in, layout_out)
+    m, bn, kb = cfg["tile"], cfg["ic_bn"], cfg["oc_bn"]
+    alpha = m + 2
+    if layout_in == "NCHW":
+        data = tt.placeholder((w.N, w.C, w.H, w.W), w.dtype, name="data")
+    else:
+        data = tt.placeholder((w.N, w.C // bn, w.H, w.W, bn), w.dtype, name="data")
+    weight_t = tt.placeholder((alpha * alpha, w.K // kb, w.C // bn, bn, kb), w.dtype,
+                              name="weight_winograd")
+    dp, T, V = input_stages(w, cfg, data, layout_in)
+    M = gemm_stage(w, cfg, V, weight_t)
+    extras, S, Ot, out = output_stages(w, cfg, M, epilogue or Epilogue(), layout_out)
+    return data, weight_t, extras, {"pad": dp, "rows": T, "input": V, "gemm": M, "cols": S,
+                                    "output": Ot}, out
+
+
+def _check_layouts(layout_in: str, layout_out: str) -> None:
+    if layout_in not in LAYOUTS or layout_out not in LAYOUTS:
+        raise ScheduleError(f"winograd layouts must be in {LAYOUTS}: {layout_in}, {layout_out}")
+
+
+def input_stages(w: Conv2dWorkload, cfg: Mapping[str, Any], data: tt.Tensor, layout_in: str):
+    """``(dp, T, V)``: the data padded to whole tiles in NCHW[ic_bn]c, then ``B^T`` down the
+    rows of each tile (``T``) and along them (``V[eps, nu, p, cc, cb]``)."""
+    m, bn, reg_p = cfg["tile"], cfg["ic_bn"], cfg["reg_p"]
     mats = winograd_matrices(m, 3)
     alpha = mats.alpha
     nh, nw, P = tiles(w, m)
     p_pad = -(-P // reg_p) * reg_p
     dt_, pad = w.dtype, w.pad
-    data = tt.placeholder((w.N, w.C, w.H, w.W), dt_, name="data")
-    weight_t = tt.placeholder((alpha * alpha, w.K // kb, w.C // bn, bn, kb), dt_,
-                              name="weight_winograd")
     hp, wp = nh * m + 2, nw * m + 2
+
+    def read(n, cc, h, x, cb):
+        if layout_in == "NCHW":
+            return data[n, cc * bn + cb, h, x]
+        return data[n, cc, h, x, cb]
 
     def pad_body(n, cc, h, x, cb):
         hh, xx = h - pad, x - pad
         inside = tt.all(hh >= 0, hh < w.H, xx >= 0, xx < w.W)
-        return tt.if_then_else(inside, data[n, cc * bn + cb, tt.max(tt.min(hh, w.H - 1), 0),
-                                            tt.max(tt.min(xx, w.W - 1), 0)],
+        return tt.if_then_else(inside, read(n, cc, tt.max(tt.min(hh, w.H - 1), 0),
+                                            tt.max(tt.min(xx, w.W - 1), 0), cb),
                                tt.const(0, dt_))
 
     dp = tt.compute((w.N, w.C // bn, hp, wp, bn), pad_body, name="data_pad")
@@ -170,49 +218,83 @@ def compute(w: Conv2dWorkload, cfg: Mapping[str, Any], epilogue: Epilogue | None
     T = tt.compute((alpha, p_pad, w.C // bn, alpha, bn), rows_body, name="input_rows")
     V = tt.compute((alpha, alpha, p_pad, w.C // bn, bn), lambda eps, nu, p, cc, cb: _transform1d(
         mats.BT, nu, lambda j: T[eps, p, cc, j, cb], dt_), name="input_transform")
+    return dp, T, V
+
+
+def gemm_stage(w: Conv2dWorkload, cfg: Mapping[str, Any], V: tt.Tensor, U: tt.Tensor):
+    """``M[eps, nu, kc, p, kb] = sum_c V[eps, nu, p, c] * U[e, kc, c, kb]``."""
+    bn, kb = cfg["ic_bn"], cfg["oc_bn"]
+    alpha, _, p_pad = V.shape[:3]
     rcc, rcb = tt.reduce_axis(w.C // bn, "cc"), tt.reduce_axis(bn, "cb")
-    M = tt.compute((alpha, alpha, w.K // kb, p_pad, kb), lambda eps, nu, kc, p, k: tt.sum(
-        V[eps, nu, p, rcc, rcb] * weight_t[eps * alpha + nu, kc, rcc, rcb, k],
+    return tt.compute((alpha, alpha, w.K // kb, p_pad, kb), lambda eps, nu, kc, p, k: tt.sum(
+        V[eps, nu, p, rcc, rcb] * U[eps * alpha + nu, kc, rcc, rcb, k],
         axis=[rcc, rcb]), name="winograd_gemm")
+
+
+def output_stages(w: Conv2dWorkload, cfg: Mapping[str, Any], M: tt.Tensor, epi: Epilogue,
+                  layout_out: str):
+    """``(extras, S, Ot, out)``: ``A^T`` down the columns of each tile of ``M`` (``S``), then
+    along the rows (``Ot``, in NCHW[oc_bn]c); NCHW out unpacks ``Ot`` with the epilogue,
+    NCHWc out is ``Ot`` itself cropped to the output with the epilogue applied."""
+    m, kb = cfg["tile"], cfg["oc_bn"]
+    mats = winograd_matrices(m, 3)
+    alpha = mats.alpha
+    nh, nw, _ = tiles(w, m)
+    dt_ = w.dtype
 
     def cols_body(n, kc, th, tw, i, nu, k):  # A^T applied down the columns of M's tile
         p = (n * nh + th) * nw + tw
         return _transform1d(mats.AT, i, lambda eps: M[eps, nu, kc, p, k], dt_)
 
     S = tt.compute((w.N, w.K // kb, nh, nw, m, alpha, kb), cols_body, name="output_cols")
-    Ot = tt.compute((w.N, w.K // kb, nh * m, nw * m, kb), lambda n, kc, h, x, k: _transform1d(
-        mats.AT, x % m, lambda nu: S[n, kc, h // m, x // m, h % m, nu, k], dt_),
-        name="output_transform")
-    epi = epilogue or Epilogue()
+
+    def rows(n, kc, h, x, k):
+        return _transform1d(mats.AT, x % m, lambda nu: S[n, kc, h // m, x // m, h % m, nu, k],
+                            dt_)
+
     bias = tt.placeholder((w.K,), dt_, name="bias") if epi.has_bias else None
-    res = (tt.placeholder((w.N, w.K, w.OH, w.OW), dt_, name="residual")
-           if epi.has_residual else None)
-    out = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: epi.apply(
-        Ot[n, k // kb, h, x, k % kb], k, bias, lambda: res[n, k, h, x]), name="output")
-    extras = [t for t in (bias, res) if t is not None]
-    return data, weight_t, extras, {"pad": dp, "rows": T, "input": V, "gemm": M, "cols": S,
-                                    "output": Ot}, out
+    if layout_out == "NCHWc":
+        shape = (w.N, w.K // kb, w.OH, w.OW, kb)
+        res = tt.placeholder(shape, dt_, name="residual") if epi.has_residual else None
+        out = tt.compute(shape, lambda n, kc, h, x, k: epi.apply(
+            rows(n, kc, h, x, k), kc * kb + k, bias, lambda: res[n, kc, h, x, k]),
+            name="output")
+        Ot = out
+    else:
+        Ot = tt.compute((w.N, w.K // kb, nh * m, nw * m, kb), rows, name="output_transform")
+        res = (tt.placeholder((w.N, w.K, w.OH, w.OW), dt_, name="residual")
+               if epi.has_residual else None)
+        out = tt.compute((w.N, w.K, w.OH, w.OW), lambda n, k, h, x: epi.apply(
+            Ot[n, k // kb, h, x, k % kb], k, bias, lambda: res[n, k, h, x]), name="output")
+    return [t for t in (bias, res) if t is not None], S, Ot, out
 
 
 def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
-             epilogue: Epilogue | None = None):
+             epilogue: Epilogue | None = None, layout_in: str = "NCHW",
+             layout_out: str = "NCHW"):
     """The schedule and kernel arguments ``[data, weight_winograd, *extras, output]``."""
     _require(w)
     cfg = dispatch.lookup(key(w), default_config(w), w) if cfg is None else cfg
     cfg = dict(cfg)
     _check(w, cfg)
-    lanes = host_machine().vector_lanes
-    m, kb, par = cfg["tile"], cfg["oc_bn"], cfg["parallel"]
-    data, weight_t, extras, st, out = compute(w, cfg, epilogue)
-    dp, T, V, M, S, Ot = (st[k] for k in ("pad", "rows", "input", "gemm", "cols", "output"))
+    data, weight_t, extras, st, out = compute(w, cfg, epilogue, layout_in, layout_out)
     s = tt.create_schedule(out)
+    schedule_input(s, cfg, st["pad"], st["rows"], st["input"])
+    schedule_gemm(s, cfg, st["gemm"])
+    schedule_output(s, w, cfg, st["cols"], st["output"], out)
+    return s, [data, weight_t, *extras, out]
 
+
+def schedule_input(s: Any, cfg: Mapping[str, Any], dp: tt.Tensor, T: tt.Tensor,
+                   V: tt.Tensor) -> None:
+    """Pad: root, parallel over (n, cc), channel block vectorized. Transform: per (tile,
+    channel block) the ``alpha x alpha`` positions unrolled, the channel block a vector."""
+    par, vec = cfg["parallel"], cfg["ic_bn"] >= 4
     n, cc, h, x, cb = s[dp].axis
     if par:
         s[dp].parallel(s[dp].fuse(n, cc))
-    if cfg["ic_bn"] >= 4:
+    if vec:
         s[dp].vectorize(cb)
-
     eps, nu, p, cc, cb = s[V].axis
     s[V].reorder(p, cc, eps, nu, cb)
     if par:
@@ -224,17 +306,28 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
     s[T].reorder(tj, teps, tcb)  # the select chain's variable innermost: one copy per branch
     s[T].unroll(teps)
     s[T].unroll(tj)
-    if cfg["ic_bn"] >= 4:
+    if vec:
         s[V].vectorize(cb)
         s[T].vectorize(tcb)
 
+
+def schedule_gemm(s: Any, cfg: Mapping[str, Any], M: tt.Tensor) -> None:
+    """``alpha^2`` batched GEMMs: ``reg_p`` tiles x ``oc_bn`` channels of accumulators in
+    registers, the reduction over input channels outside them::
+
+        for e, kc, po in parallel (gemm_order picks kc/po order):
+          acc[reg_p, oc_bn] = 0
+          for c: for p in unrolled(reg_p): acc[p, :] += V[e, po*reg_p + p, c] * U[e, kc, c, :]
+    """
+    lanes = host_machine().vector_lanes
+    kb = cfg["oc_bn"]
     ML = s.cache_write(M, "local")
     eps, nu, kc, p, k = s[M].axis
     e = s[M].fuse(eps, nu)
     po, pi = s[M].split(p, factor=cfg["reg_p"])
     outer = [e, kc, po] if cfg["gemm_order"] == "kc_p" else [e, po, kc]
     s[M].reorder(*outer, pi, k)
-    if par:
+    if cfg["parallel"]:
         s[M].parallel(s[M].fuse(outer[0], outer[1]))
     s[M].unroll(pi)
     ko, ki = s[M].split(k, factor=min(lanes, kb))
@@ -249,6 +342,14 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
     s[ML].unroll(vo)
     s[ML].vectorize(vi)
 
+
+def schedule_output(s: Any, w: Conv2dWorkload, cfg: Mapping[str, Any], S: tt.Tensor,
+                    Ot: tt.Tensor, out: tt.Tensor) -> None:
+    """Per output tile: ``A^T`` down the columns then along the rows, ``m x m`` outputs
+    unrolled, the output-channel block a vector; NCHW out then unpacks in (lanes x lanes)
+    blocks of channels x width."""
+    lanes = host_machine().vector_lanes
+    m, kb, par = cfg["tile"], cfg["oc_bn"], cfg["parallel"]
     n, kc, h, x, k = s[Ot].axis
     th, i = s[Ot].split(h, factor=m)
     tw, j = s[Ot].split(x, factor=m)
@@ -268,7 +369,8 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
     s[S].unroll(snu)
     s[S].unroll(sko)
     s[S].vectorize(ski)
-
+    if out is Ot:
+        return
     on, ok, oh, ow = s[out].axis
     kco, kci = s[out].split(ok, factor=kb)
     owo, owi = s[out].split(ow, factor=min(lanes, w.OW))
@@ -278,7 +380,28 @@ def schedule(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None,
         s[out].parallel(s[out].fuse(on, kco, oh))
     s[out].unroll(kii)
     s[out].vectorize(owi)
-    return s, [data, weight_t, *extras, out]
+
+
+def stage_kernels(w: Conv2dWorkload, cfg: Mapping[str, Any], layout_in: str = "NCHW",
+                  layout_out: str = "NCHW") -> dict[str, tuple[Any, list[tt.Tensor]]]:
+    """Each stage group as its own kernel (for profiling): ``{"input": (s, [data, V]),
+    "gemm": (s, [V, U, M]), "output": (s, [M, out])}``, scheduled as in :func:`schedule`."""
+    cfg = dict(cfg)
+    _check(w, cfg)
+    data, U, _, st, _ = compute(w, cfg, None, layout_in, layout_out)
+    dp, T, V = st["pad"], st["rows"], st["input"]
+    s_in = tt.create_schedule(V)
+    schedule_input(s_in, cfg, dp, T, V)
+    Vp = tt.placeholder(V.shape, w.dtype, name="V")
+    M = gemm_stage(w, cfg, Vp, U)
+    s_gemm = tt.create_schedule(M)
+    schedule_gemm(s_gemm, cfg, M)
+    Mp = tt.placeholder(M.shape, w.dtype, name="M")
+    _, S, Ot, out = output_stages(w, cfg, Mp, Epilogue(), layout_out)
+    s_out = tt.create_schedule(out)
+    schedule_output(s_out, w, cfg, S, Ot, out)
+    return {"input": (s_in, [data, V]), "gemm": (s_gemm, [Vp, U, M]),
+            "output": (s_out, [Mp, out])}
 
 
 @dataclass(frozen=True)
@@ -295,9 +418,10 @@ def key(w: Conv2dWorkload) -> str:
 
 
 def build(w: Conv2dWorkload, cfg: Mapping[str, Any] | None = None, name: str = "winograd",
-          epilogue: Epilogue | None = None, opt_level: int = 3):
+          epilogue: Epilogue | None = None, opt_level: int = 3, layout_in: str = "NCHW",
+          layout_out: str = "NCHW"):
     """Compile; call as ``f(data, pack_weight(weight, cfg), [bias], [residual], out)``."""
-    s, args = schedule(w, cfg, epilogue)
+    s, args = schedule(w, cfg, epilogue, layout_in, layout_out)
     return tt.build(s, args, name=name, opt_level=opt_level)
 
 

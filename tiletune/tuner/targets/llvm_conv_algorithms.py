@@ -64,7 +64,8 @@ class AlgorithmScheduleKnob(OtherKnob):
         return row
 
 
-def _agree(e: Any) -> bool:
+def agree(e: Any) -> bool:
+    """The ``schedule`` knob's entity belongs to the chosen ``algorithm``."""
     knob = e.space.knobs["schedule"]
     return knob.algorithm(e["schedule"]) == e["algorithm"].val
 
@@ -75,7 +76,7 @@ def _auto_space(cfg: ConfigSpace, w: conv2d.Conv2dWorkload) -> None:
     spaces = {n: conv2d_auto.ALGORITHMS[n].space(w) for n in names}
     cfg.define_knob("algorithm", names)
     cfg._add("schedule", lambda: AlgorithmScheduleKnob("schedule", by_algo, spaces))
-    cfg.add_constraint(_agree, "the schedule is a config of the chosen algorithm")
+    cfg.add_constraint(agree, "the schedule is a config of the chosen algorithm")
 
 
 def _prepare_with(module: Any):

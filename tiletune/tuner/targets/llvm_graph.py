@@ -5,6 +5,10 @@
   NCHW[oc_bn]c, with the epilogue (``Epilogue.key()``, e.g. ``bias_residual_relu``) applied
   before the store. The channel blocks are fixed by the graph's layout plan, so the knobs
   are the register tile, kw unrolling and the parallel loops.
+* ``conv2d_auto_fused(...)``, the same arguments: the algorithm is a knob too (config
+  ``{"algorithm": "nchwc" | "winograd" | "im2col", "schedule": {...}}``, the space the
+  disjoint union of ``schedules.conv2d_auto.fused_configs`` with the plan's blocks), same
+  layouts and epilogue; the graph build uses its records first.
 * ``depthwise_nchwc(N, C, H, W, R, S, block, sh, sw, pt, pl, pb, pr, dh, dw, epilogue,
   dtype)``: ``schedules.depthwise_nchwc``.
 * ``dense_fused(M, N, K, epilogue, dtype)``: ``schedules.dense`` with the epilogue.
@@ -22,10 +26,11 @@ import numpy as np
 from ...graph.ir import TensorType, blocked
 from ...graph.kernels import to_physical
 from ...graph.reference import epilogue as apply_epilogue
-from ...schedules import conv2d, dense, depthwise_nchwc
+from ...schedules import conv2d, conv2d_auto, dense, depthwise_nchwc
 from ...schedules.epilogue import Epilogue
 from ..space.config_space import ConfigSpace
 from ..templates.registry import template
+from .llvm_conv_algorithms import AlgorithmScheduleKnob, agree
 
 _REASON = "register budget: the accumulator tile must fit the vector registers"
 
@@ -77,7 +82,8 @@ def _conv_prepare(config, inputs, N, C, H, W, K, R, S, stride, pad, layout_in, i
     w = _conv_w(N, C, H, W, K, R, S, stride, pad, dtype)
     data = inputs[0] if layout_in == "NCHW" else to_physical(
         inputs[0], TensorType((N, C, H, W), dtype, blocked(ic_bn)))
-    out = [data, conv2d.pack_weight(inputs[1], config)]
+    pack = conv2d_auto.pack_weight if "algorithm" in config else conv2d.pack_weight
+    out = [data, pack(inputs[1], config)]
     epi = Epilogue.from_key(epilogue)
     rest = list(inputs[2:])
     if epi.has_bias:
@@ -103,6 +109,33 @@ def conv2d_nchwc_fused(cfg: Any, N: int, C: int, H: int, W: int, K: int, R: int,
     if _define(cfg, conv2d, w, {"ic_bn": ic_bn, "oc_bn": oc_bn}):
         return None
     return conv2d.schedule(w, cfg.to_json(), Epilogue.from_key(epilogue), layout_in, "NCHWc")
+
+
+def _auto_fused_default(N, C, H, W, K, R, S, stride, pad, layout_in, ic_bn, oc_bn, epilogue,
+                        dtype):
+    return conv2d_auto.fused_default(_conv_w(N, C, H, W, K, R, S, stride, pad, dtype), ic_bn,
+                                     oc_bn)
+
+
+@template("conv2d_auto_fused", inputs=_conv_inputs, reference=_conv_reference,
+          prepare=_conv_prepare, default_config=_auto_fused_default)
+def conv2d_auto_fused(cfg: Any, N: int, C: int, H: int, W: int, K: int, R: int, S: int,
+                      stride: int, pad: int, layout_in: str, ic_bn: int, oc_bn: int,
+                      epilogue: str = "", dtype: str = "float32") -> Any:
+    """conv2d as the graph runs it, by any applicable algorithm (direct NCHWc, Winograd,
+    im2col): blocked output, fused epilogue."""
+    w = _conv_w(N, C, H, W, K, R, S, stride, pad, dtype)
+    cfg.add_flop(w.flop)
+    if isinstance(cfg, ConfigSpace):
+        names = conv2d_auto.fused_applicable(w, ic_bn, oc_bn)
+        by_algo = {n: conv2d_auto.fused_configs(w, n, ic_bn, oc_bn) for n in names}
+        spaces = {n: conv2d_auto.ALGORITHMS[n].space(w) for n in names}
+        cfg.define_knob("algorithm", names)
+        cfg._add("schedule", lambda: AlgorithmScheduleKnob("schedule", by_algo, spaces))
+        cfg.add_constraint(agree, "the schedule is a config of the chosen algorithm")
+        return None
+    return conv2d_auto.fused_schedule(w, cfg.to_json(), Epilogue.from_key(epilogue), layout_in,
+                                      ic_bn, oc_bn)
 
 
 # -- depthwise, NCHW[x]c ---------------------------------------------------------------------
